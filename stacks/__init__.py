@@ -1,0 +1,1 @@
+"""CDK stacks for Stowage's cloud and single-host topologies."""

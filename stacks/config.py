@@ -1,0 +1,368 @@
+"""The typed deployment config: one YAML file per deployment under ``config/``.
+
+Every value a stack needs comes from here, validated once before any construct is built.
+A bad file fails with one :class:`ConfigError` naming the file, each bad field and why.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+# Commercial AWS regions. A typo in a region would otherwise only surface at deploy time,
+# as a stack that silently targets nothing; add new regions here as AWS opens them.
+AWS_REGIONS = frozenset(
+    {
+        "af-south-1",
+        "ap-east-1",
+        "ap-east-2",
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-northeast-3",
+        "ap-south-1",
+        "ap-south-2",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "ap-southeast-5",
+        "ap-southeast-6",
+        "ap-southeast-7",
+        "ca-central-1",
+        "ca-west-1",
+        "eu-central-1",
+        "eu-central-2",
+        "eu-north-1",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "il-central-1",
+        "me-central-1",
+        "me-south-1",
+        "mx-central-1",
+        "sa-east-1",
+        "us-east-1",
+        "us-east-2",
+        "us-west-1",
+        "us-west-2",
+    }
+)
+
+# Regions where Amazon Lightsail runs instances.
+LIGHTSAIL_REGIONS = frozenset(
+    {
+        "ap-northeast-1",
+        "ap-northeast-2",
+        "ap-south-1",
+        "ap-southeast-1",
+        "ap-southeast-2",
+        "ap-southeast-3",
+        "ca-central-1",
+        "eu-central-1",
+        "eu-north-1",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "us-east-1",
+        "us-east-2",
+        "us-west-2",
+    }
+)
+
+
+class ConfigError(Exception):
+    """A deployment config that cannot be used; the message says where and why."""
+
+
+def _region(value: str) -> str:
+    if value not in AWS_REGIONS:
+        raise ValueError(f"{value!r} is not a known AWS region (for example 'eu-west-1')")
+    return value
+
+
+def _prefix(value: str) -> str:
+    if not re.fullmatch(r"(?:[a-z0-9][a-z0-9_-]*/)+", value):
+        raise ValueError(
+            f"{value!r} is not a key prefix: lowercase segments of letters, digits, '-' or '_',"
+            " each ending in '/', with no leading '/'"
+        )
+    return value
+
+
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block like 203.0.113.0/24 ({exc})") from None
+    if network.prefixlen == 0:
+        raise ValueError(f"{value!r} opens SSH to the whole internet; list your own networks")
+    return str(network)
+
+
+def _origin(value: str) -> str:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?", value):
+        raise ValueError(
+            f"{value!r} is not a web origin like https://app.example.com (scheme, host, optional"
+            " port, no path or trailing '/')"
+        )
+    return value
+
+
+Region = Annotated[str, AfterValidator(_region)]
+Prefix = Annotated[str, AfterValidator(_prefix)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Origin = Annotated[str, AfterValidator(_origin)]
+DomainName = Annotated[
+    str,
+    Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),
+]
+
+
+class _Model(BaseModel):
+    """Strict base: unknown fields are errors, so a typo never silently means a default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrefixesConfig(_Model):
+    """Top-level key prefixes shared by both topologies (PRODUCT.md, storage key layout)."""
+
+    permanent: list[Prefix] = Field(
+        default=["videos/", "images/", "transcripts/", "processed/"], min_length=1
+    )
+    temp: Prefix = "temp/"
+
+    @model_validator(mode="after")
+    def _no_overlap(self) -> PrefixesConfig:
+        every = [*self.permanent, self.temp]
+        if len(set(every)) != len(every):
+            raise ValueError("prefixes must be unique (temp may not also be permanent)")
+        for a in every:
+            for b in every:
+                if a != b and b.startswith(a):
+                    raise ValueError(f"prefix {b!r} lies inside prefix {a!r}")
+        return self
+
+
+class ReplicaConfig(_Model):
+    """Cross-region replication of the permanent prefixes into a second bucket."""
+
+    region: Region
+    replication_time_control: bool = Field(
+        default=False, description="S3 RTC: 15-minute replication SLA, billed per GB."
+    )
+    latency_alarm_seconds: int = Field(default=900, gt=0, le=86_400)
+
+
+class CdnConfig(_Model):
+    """CloudFront in front of the media bucket, with image variants at the edge."""
+
+    enabled: bool = True
+    domain_name: DomainName | None = None
+    certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws:acm:us-east-1:\d{12}:certificate/[0-9a-f-]{36}$")]
+        | None
+    ) = Field(default=None, description="ACM certificate in us-east-1 covering domain_name.")
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    origin_shield_region: Region | None = None
+    private_prefixes: list[Prefix] = Field(
+        default=[], description="Prefixes served only with CloudFront signed URLs."
+    )
+    signing_public_key_pem: str | None = Field(
+        default=None, description="Public key (PEM) of the key pair that signs private URLs."
+    )
+    variant_widths: list[Annotated[int, Field(gt=0, le=8192)]] = [320, 640, 800, 1280, 1920]
+    variant_heights: list[Annotated[int, Field(ge=0, le=8192)]] = Field(
+        default=[0], description="Allowed heights; 0 means 'keep the aspect ratio'."
+    )
+    variant_formats: list[Literal["avif", "webp", "jpeg", "png"]] = [
+        "avif",
+        "webp",
+        "jpeg",
+        "png",
+    ]
+    jpeg_quality: int = Field(default=82, ge=1, le=100)
+    webp_quality: int = Field(default=80, ge=1, le=100)
+    avif_quality: int = Field(default=55, ge=1, le=100)
+    max_source_megapixels: int = Field(default=50, gt=0, le=500)
+    edge_memory_size_mb: int = Field(default=1536, ge=128, le=10_240)
+
+    @model_validator(mode="after")
+    def _domain_needs_certificate(self) -> CdnConfig:
+        if (self.domain_name is None) != (self.certificate_arn is None):
+            raise ValueError("domain_name and certificate_arn go together: set both or neither")
+        if self.private_prefixes and not self.signing_public_key_pem:
+            raise ValueError("private_prefixes need signing_public_key_pem to verify signed URLs")
+        return self
+
+
+class LightsailConfig(_Model):
+    """The single-host topology: one Lightsail instance configured by Ansible."""
+
+    enabled: bool = False
+    availability_zone: str = Field(pattern=r"^[a-z]{2}-[a-z]+-\d[a-z]$")
+    blueprint_id: Literal["debian_12", "ubuntu_24_04"] = "debian_12"
+    bundle_id: str = Field(default="small_3_0", pattern=r"^[a-z0-9_]+$")
+    key_pair_name: str = Field(min_length=1, max_length=255)
+    ssh_allowed_cidrs: list[Cidr] = Field(min_length=1)
+    snapshot_time_of_day: str = Field(
+        default="06:00",
+        pattern=r"^([01]\d|2[0-3]):00$",
+        description="UTC hour (HH:00) of the automatic daily snapshot.",
+    )
+    data_disk_size_gb: int = Field(default=0, ge=0, le=16_384, description="0: no data disk.")
+    domain_name: DomainName | None = None
+    storage_root: str = Field(default="/srv/stowage", pattern=r"^/[A-Za-z0-9_./-]*[^/]$")
+    max_upload_mb: int = Field(default=2048, gt=0)
+    disk_alert_threshold_percent: int = Field(default=80, gt=0, lt=100)
+
+
+class DeploymentConfig(_Model):
+    """One deployment of Stowage: what ``config/NAME.yaml`` holds."""
+
+    app_name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{1,22}[a-z0-9]$",
+        description="Lowercase name (3-24 characters) that prefixes stack and resource names.",
+    )
+    account: str = Field(pattern=r"^\d{12}$", description="AWS account id, quoted in YAML.")
+    primary_region: Region
+    replica: ReplicaConfig | None = None
+    prefixes: PrefixesConfig = PrefixesConfig()
+    temp_expiry_hours: int = Field(
+        default=24,
+        gt=0,
+        le=8_760,
+        description="Temp uploads expire after this many hours (S3 rounds up to whole days).",
+    )
+    noncurrent_version_expiry_days: int = Field(default=30, gt=0, le=3_650)
+    access_log_expiry_days: int = Field(default=365, gt=0, le=3_650)
+    cors_allowed_origins: list[Origin] = []
+    tags: dict[
+        Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w .:/=+@-]+$")],
+        Annotated[str, Field(max_length=256, pattern=r"^[\w .:/=+@-]*$")],
+    ] = {}
+    alarm_email: EmailStr
+    monthly_budget_usd: float = Field(gt=0)
+    bucket_5xx_alarm_threshold: int = Field(default=5, gt=0)
+    host_credentials_serial: int = Field(
+        default=1,
+        ge=1,
+        description="Bump to rotate the Lightsail host's S3 access key on the next deploy.",
+    )
+    cdn: CdnConfig = CdnConfig()
+    lightsail: LightsailConfig | None = None
+
+    @model_validator(mode="after")
+    def _cross_field(self) -> DeploymentConfig:
+        if self.replica and self.replica.region == self.primary_region:
+            raise ValueError("replica.region must differ from primary_region")
+        if self.lightsail:
+            if self.primary_region not in LIGHTSAIL_REGIONS:
+                raise ValueError(f"Lightsail does not run in {self.primary_region}")
+            if not self.lightsail.availability_zone.startswith(self.primary_region):
+                raise ValueError(
+                    f"lightsail.availability_zone {self.lightsail.availability_zone!r} is not in"
+                    f" primary_region {self.primary_region}"
+                )
+        private = set(self.cdn.private_prefixes)
+        if private - set(self.prefixes.permanent):
+            raise ValueError(
+                f"cdn.private_prefixes {sorted(private - set(self.prefixes.permanent))} are not"
+                " permanent prefixes"
+            )
+        return self
+
+    @property
+    def temp_expiry_days(self) -> int:
+        """S3 lifecycle rules count whole days: round the configured hours up."""
+        return math.ceil(self.temp_expiry_hours / 24)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a key given twice (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _field_path(loc: tuple) -> str:
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else str(part)
+    return path or "(top level)"
+
+
+def _reason(error: dict) -> str:
+    kind = error["type"]
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling against README's config reference)"
+    message = error["msg"].removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error") and "input" in error:
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def parse_config(data: object, source: str) -> DeploymentConfig:
+    """Validate already-loaded YAML data; ``source`` names the file in errors."""
+    try:
+        return DeploymentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            # Errors from validators on a whole model carry only that model's path.
+            loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+            lines.append(f"  {_field_path(loc)}: {_reason(error)}")
+        raise ConfigError(f"{source}: invalid deployment config\n" + "\n".join(lines)) from None
+
+
+def load_config(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> DeploymentConfig:
+    """Load ``config/NAME.yaml`` (or a path to a YAML file) and validate it."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_dir / f"{name_or_path}.yaml"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        known = ", ".join(sorted(p.stem for p in config_dir.glob("*.yaml"))) or "none"
+        raise ConfigError(f"{path}: no such deployment config (known: {known})") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: {where}YAML syntax error: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a deployment config is a YAML mapping of fields")
+    return parse_config(data, str(path))

@@ -1,0 +1,1 @@
+"""Reusable constructs; stacks compose them."""

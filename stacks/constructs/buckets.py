@@ -1,0 +1,50 @@
+"""Buckets that are private, TLS-only and owner-enforced by construction."""
+
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.nag import acknowledge
+
+
+def private_bucket_props() -> dict[str, Any]:
+    """The properties every Stowage bucket shares: no public access, TLS 1.2+ only, no ACLs."""
+    return {
+        "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
+        "enforce_ssl": True,
+        "minimum_tls_version": 1.2,
+        "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+    }
+
+
+class AccessLogBucket(Construct):
+    """Target of S3 server access logs: SSE-S3 (log delivery cannot use SSE-KMS), expiring."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, expiry_days: int) -> None:
+        super().__init__(scope, construct_id)
+        # Stateful: retained on stack deletion so an audit trail outlives the stack.
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            **private_bucket_props(),
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            versioned=True,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireAccessLogs",
+                    expiration=Duration.days(expiry_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                ),
+                s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.bucket,
+            "AwsSolutions-S1",
+            "This bucket is the server-access-log target; logging it into itself would loop and"
+            " logging it elsewhere only moves the question.",
+        )

@@ -1,0 +1,68 @@
+"""Builds every stack of one deployment config into a CDK app."""
+
+from dataclasses import dataclass
+
+from aws_cdk import App, Environment, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from stacks.config import DeploymentConfig
+from stacks.replica_stack import ReplicaStack
+from stacks.storage_stack import StorageStack
+
+
+@dataclass(frozen=True)
+class Deployment:
+    storage: StorageStack
+    replica: ReplicaStack | None
+
+
+def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
+    """Instantiate the stacks ``config`` asks for, with cdk-nag AwsSolutions on all of them."""
+    Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    Tags.of(app).add("stowage:app", config.app_name)
+    for key, value in config.tags.items():
+        Tags.of(app).add(key, value)
+
+    replica = None
+    if config.replica is not None:
+        replica = ReplicaStack(
+            app,
+            "Replica",
+            stack_name=f"{config.app_name}-replica",
+            description=f"Stowage {config.app_name}: replica bucket and key",
+            env=Environment(account=config.account, region=config.replica.region),
+            termination_protection=True,
+            app_name=config.app_name,
+            noncurrent_version_expiry_days=config.noncurrent_version_expiry_days,
+            access_log_expiry_days=config.access_log_expiry_days,
+        )
+
+    storage = StorageStack(
+        app,
+        "Storage",
+        stack_name=f"{config.app_name}-storage",
+        description=f"Stowage {config.app_name}: media bucket, catalog, runtime access, alerts",
+        env=Environment(account=config.account, region=config.primary_region),
+        termination_protection=True,
+        app_name=config.app_name,
+        permanent_prefixes=config.prefixes.permanent,
+        temp_prefix=config.prefixes.temp,
+        temp_expiry_days=config.temp_expiry_days,
+        noncurrent_version_expiry_days=config.noncurrent_version_expiry_days,
+        access_log_expiry_days=config.access_log_expiry_days,
+        cors_allowed_origins=config.cors_allowed_origins,
+        alarm_email=config.alarm_email,
+        monthly_budget_usd=config.monthly_budget_usd,
+        bucket_5xx_alarm_threshold=config.bucket_5xx_alarm_threshold,
+        host_credentials_serial=config.host_credentials_serial,
+        replica_bucket=replica.replica_bucket if replica else None,
+        replica_region=replica.region if replica else None,
+        replica_key_alias=replica.replica_key_alias if replica else None,
+        replication_time_control=bool(config.replica and config.replica.replication_time_control),
+        replication_latency_alarm_seconds=(
+            config.replica.latency_alarm_seconds if config.replica else 900
+        ),
+    )
+    if replica is not None:
+        storage.add_stack_dependency(replica, "Replication rules point at the replica bucket")
+    return Deployment(storage=storage, replica=replica)

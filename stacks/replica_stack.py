@@ -1,0 +1,58 @@
+"""ReplicaStack: the replica key and bucket in a second region."""
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.buckets import AccessLogBucket, private_bucket_props
+from stacks.constructs.keys import customer_key
+
+
+class ReplicaStack(Stack):
+    """Deployed before StorageStack, whose replication rules point here."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        app_name: str,
+        noncurrent_version_expiry_days: int,
+        access_log_expiry_days: int,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        # StorageStack (another region) finds the key by this alias and the bucket by its
+        # name: fixed names wire the two regions together without cross-stack exports.
+        self.replica_key_alias = f"alias/{app_name}/media-replica"
+        self.replica_key = customer_key(
+            self,
+            "ReplicaKey",
+            alias=self.replica_key_alias,
+            description=f"Encrypts {app_name} media replicas.",
+        )
+        access_logs = AccessLogBucket(self, "AccessLogs", expiry_days=access_log_expiry_days)
+        # Stateful: the disaster-recovery copy of the media; retained on stack deletion.
+        self.replica_bucket = s3.Bucket(
+            self,
+            "ReplicaBucket",
+            bucket_name=f"{app_name}-replica-{self.account}-{self.region}",
+            **private_bucket_props(),
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.replica_key,
+            bucket_key_enabled=True,
+            versioned=True,
+            server_access_logs_bucket=access_logs.bucket,
+            server_access_logs_prefix="replica/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="Housekeeping",
+                    abort_incomplete_multipart_upload_after=Duration.days(7),
+                    noncurrent_version_expiration=Duration.days(noncurrent_version_expiry_days),
+                ),
+                s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
