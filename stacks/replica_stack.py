@@ -1,7 +1,5 @@
 """ReplicaStack: the replica key and bucket in a second region."""
 
-from collections.abc import Sequence
-
 from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -52,7 +50,9 @@ class ReplicaStack(Stack):
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                     noncurrent_version_expiration=Duration.days(noncurrent_version_expiry_days),
                 ),
-                s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
+                s3.LifecycleRule(
+                    id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )

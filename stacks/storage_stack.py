@@ -150,9 +150,7 @@ class StorageStack(Stack):
             alarm_email=alarm_email,
             monthly_budget_usd=monthly_budget_usd,
         )
-        self.monitoring.watch_bucket_errors(
-            self.media_bucket, threshold=bucket_5xx_alarm_threshold
-        )
+        self.monitoring.watch_bucket_errors(self.media_bucket, threshold=bucket_5xx_alarm_threshold)
         if replica_bucket is not None:
             self.monitoring.watch_replication(
                 source=self.media_bucket,

@@ -6,8 +6,6 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.nag import acknowledge
-
 
 def private_bucket_props() -> dict[str, Any]:
     """The properties every Stowage bucket shares: no public access, TLS 1.2+ only, no ACLs."""
@@ -38,13 +36,9 @@ class AccessLogBucket(Construct):
                     noncurrent_version_expiration=Duration.days(1),
                     abort_incomplete_multipart_upload_after=Duration.days(7),
                 ),
-                s3.LifecycleRule(id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True),
+                s3.LifecycleRule(
+                    id="RemoveExpiredDeleteMarkers", expired_object_delete_marker=True
+                ),
             ],
             removal_policy=RemovalPolicy.RETAIN,
-        )
-        acknowledge(
-            self.bucket,
-            "AwsSolutions-S1",
-            "This bucket is the server-access-log target; logging it into itself would loop and"
-            " logging it elsewhere only moves the question.",
         )

@@ -5,10 +5,13 @@ from typing import Any
 from aws_cdk import Acknowledgment, Stack, Validations
 from constructs import IConstruct
 
+PLUGIN = "AwsSolutions"
+
 
 def acknowledge(construct: IConstruct, rule: str, reason: str) -> None:
-    """Acknowledge one cdk-nag finding (``AwsSolutions-S1`` or ``AwsSolutions-IAM5[...]``)."""
-    Validations.of(construct).acknowledge(Acknowledgment(id=rule, reason=reason))
+    """Acknowledge one cdk-nag finding (``AwsSolutions-S1`` or ``AwsSolutions-IAM5[...]``)
+    on ``construct`` and everything under it."""
+    Validations.of(construct).acknowledge(Acknowledgment(id=f"{PLUGIN}::{rule}", reason=reason))
 
 
 def finding_text(scope: IConstruct, value: str) -> str:

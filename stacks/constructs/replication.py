@@ -74,9 +74,7 @@ class ReplicationRole(Construct):
                 actions=["kms:Decrypt"],
                 resources=[source_key.key_arn],
                 conditions={
-                    "StringEquals": {
-                        "kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"
-                    }
+                    "StringEquals": {"kms:ViaService": f"s3.{Stack.of(self).region}.amazonaws.com"}
                 },
             ),
         ):

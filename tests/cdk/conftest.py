@@ -1,0 +1,67 @@
+"""Synthesized deployments, one per session and config, shared by every infrastructure test."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import aws_cdk as cdk
+import pytest
+import yaml
+from aws_cdk.assertions import Template
+
+from stacks.config import CONFIG_DIR, DeploymentConfig, load_config, parse_config
+from stacks.deployment import add_stacks
+
+ROOT = Path(__file__).resolve().parents[2]
+CDK_CONTEXT = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+
+@dataclass(frozen=True)
+class Synthesized:
+    config: DeploymentConfig
+    outdir: Path
+    templates: dict[str, dict]
+
+    def template(self, stack_id: str) -> Template:
+        return Template.from_json(self.templates[stack_id])
+
+
+def synthesize(config: DeploymentConfig, outdir: Path) -> Synthesized:
+    """Synthesize exactly as app.py does (same context and feature flags, cdk-nag on)."""
+    app = cdk.App(outdir=str(outdir), context=CDK_CONTEXT, analytics_reporting=False)
+    add_stacks(app, config)
+    app.synth()
+    templates = {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in outdir.glob("*.template.json")
+    }
+    return Synthesized(config=config, outdir=outdir, templates=templates)
+
+
+def example_data() -> dict:
+    return yaml.safe_load((CONFIG_DIR / "example.yaml").read_text())
+
+
+@pytest.fixture(scope="session")
+def example(tmp_path_factory) -> Synthesized:
+    """config/example.yaml: primary region plus a replica with Replication Time Control."""
+    return synthesize(load_config("example"), tmp_path_factory.mktemp("example"))
+
+
+@pytest.fixture(scope="session")
+def single_region(tmp_path_factory) -> Synthesized:
+    """The example without a replica, without RTC and without CORS origins."""
+    data = example_data()
+    data.update(replica=None, cors_allowed_origins=[], temp_expiry_hours=49)
+    config = parse_config(data, "single-region variant of example.yaml")
+    return synthesize(config, tmp_path_factory.mktemp("single"))
+
+
+@pytest.fixture(scope="session")
+def storage(example) -> Template:
+    return example.template("Storage")
+
+
+@pytest.fixture(scope="session")
+def replica(example) -> Template:
+    return example.template("Replica")

@@ -1,0 +1,168 @@
+"""The deployment config: a bad file fails with the file, the field and the reason."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stacks.config import ConfigError, load_config
+from tests.cdk.conftest import ROOT, example_data
+
+
+def write_config(tmp_path: Path, data: dict | str, name: str = "bad.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def config_error(tmp_path: Path, data: dict | str) -> str:
+    path = write_config(tmp_path, data)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message, "the message names the file"
+    return message
+
+
+def test_example_config_is_valid():
+    config = load_config("example")
+    assert config.app_name == "stowage-example"
+    assert config.replica is not None
+    assert config.replica.region == "eu-central-1"
+    assert config.prefixes.permanent == ["videos/", "images/", "transcripts/", "processed/"]
+    assert config.prefixes.temp == "temp/"
+    assert config.lightsail is not None
+    assert config.lightsail.ssh_allowed_cidrs == ["203.0.113.0/24"]
+
+
+@pytest.mark.parametrize(("hours", "days"), [(1, 1), (24, 1), (25, 2), (48, 2), (49, 3)])
+def test_temp_expiry_rounds_hours_up_to_whole_days(tmp_path, hours, days):
+    data = example_data() | {"temp_expiry_hours": hours}
+    assert load_config(write_config(tmp_path, data)).temp_expiry_days == days
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "reason"),
+    [
+        ({"bucket_name": "x"}, "bucket_name", "unknown field"),
+        ({"cdn": {"enabled": True, "varient_widths": [1]}}, "cdn.varient_widths", "unknown field"),
+        ({"primary_region": "eu-wst-1"}, "primary_region", "not a known AWS region"),
+        ({"replica": {"region": "mars-1"}}, "replica.region", "not a known AWS region"),
+        ({"temp_expiry_hours": -1}, "temp_expiry_hours", "greater than 0"),
+        ({"noncurrent_version_expiry_days": 0}, "noncurrent_version_expiry_days", "greater than 0"),
+        ({"alarm_email": "ops.example.com"}, "alarm_email", "not a valid email address"),
+        ({"account": 123456789012}, "account", "valid string"),
+        ({"account": "12345"}, "account", "should match pattern"),
+        (
+            {"cors_allowed_origins": ["https://app.example.com/"]},
+            "cors_allowed_origins[0]",
+            "origin",
+        ),
+        (
+            {"prefixes": {"permanent": ["/videos"], "temp": "temp/"}},
+            "prefixes.permanent[0]",
+            "prefix",
+        ),
+        ({"prefixes": {"permanent": ["temp/"], "temp": "temp/"}}, "prefixes", "unique"),
+        ({"monthly_budget_usd": 0}, "monthly_budget_usd", "greater than 0"),
+    ],
+)
+def test_bad_value_names_field_and_reason(tmp_path, change, field, reason):
+    message = config_error(tmp_path, example_data() | change)
+    assert f"  {field}: " in message
+    assert reason in message.split(f"  {field}: ", 1)[1].splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("cidr", "reason"),
+    [
+        ("203.0.113.0/33", "not a CIDR block"),
+        ("203.0.113.7/24", "host bits set"),
+        ("not-a-network", "not a CIDR block"),
+        ("0.0.0.0/0", "whole internet"),
+    ],
+)
+def test_malformed_ssh_cidr(tmp_path, cidr, reason):
+    data = example_data()
+    data["lightsail"]["ssh_allowed_cidrs"] = ["198.51.100.0/24", cidr]
+    message = config_error(tmp_path, data)
+    assert f"  lightsail.ssh_allowed_cidrs[1]: {cidr!r}" in message
+    assert reason in message
+
+
+@pytest.mark.parametrize("field", ["app_name", "account", "alarm_email", "monthly_budget_usd"])
+def test_missing_required_field(tmp_path, field):
+    data = example_data()
+    del data[field]
+    assert f"  {field}: required field is missing" in config_error(tmp_path, data)
+
+
+def test_every_error_is_reported_at_once(tmp_path):
+    data = example_data() | {"primary_region": "nowhere-1", "temp_expiry_hours": -5, "typo": 1}
+    message = config_error(tmp_path, data)
+    assert [line.split(":")[0].strip() for line in message.splitlines()[1:]] == [
+        "primary_region",
+        "temp_expiry_hours",
+        "typo",
+    ]
+
+
+def test_cross_field_rules(tmp_path):
+    data = example_data()
+    data["replica"]["region"] = data["primary_region"]
+    assert "replica.region must differ from primary_region" in config_error(tmp_path, data)
+
+    data = example_data()
+    data["lightsail"]["availability_zone"] = "us-east-1a"
+    assert "is not in primary_region eu-west-1" in config_error(tmp_path, data)
+
+    data = example_data()
+    data["cdn"]["domain_name"] = "media.example.com"
+    assert "domain_name and certificate_arn go together" in config_error(tmp_path, data)
+
+
+def test_yaml_syntax_error_gives_line_and_column(tmp_path):
+    text = "app_name: stowage\naccount: '123456789012'\nprefixes: [videos/\n"
+    message = config_error(tmp_path, text)
+    assert "YAML syntax error" in message
+    assert "line 4" in message
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    text = (ROOT / "config" / "example.yaml").read_text() + "\ntemp_expiry_hours: 48\n"
+    message = config_error(tmp_path, text)
+    assert "duplicate key 'temp_expiry_hours'" in message
+
+
+def test_non_mapping_file(tmp_path):
+    assert "a YAML mapping of fields" in config_error(tmp_path, "- just\n- a list\n")
+
+
+def test_unknown_config_name_lists_known_ones():
+    with pytest.raises(ConfigError, match=r"no such deployment config \(known: .*example"):
+        load_config("no-such-deployment")
+
+
+def test_app_stops_before_building_any_construct(tmp_path):
+    """`cdk synth -c config=...` with a bad file prints one message and no traceback."""
+    bad = write_config(tmp_path, example_data() | {"temp_expiry_hours": -1})
+    outdir = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "app.py"],
+        cwd=ROOT,
+        env=os.environ
+        | {"CDK_CONTEXT_JSON": json.dumps({"config": str(bad)}), "CDK_OUTDIR": str(outdir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert f"error: {bad}: invalid deployment config" in result.stderr
+    assert "temp_expiry_hours: Input should be greater than 0" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not list(outdir.glob("*.template.json"))

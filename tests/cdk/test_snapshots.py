@@ -1,0 +1,35 @@
+"""Template snapshots: any change to what CloudFormation receives shows up in review.
+
+Update deliberately with `.venv/bin/python -m pytest tests/cdk --snapshot-update`.
+"""
+
+import json
+import re
+
+import pytest
+from syrupy.extensions.json import JSONSnapshotExtension
+
+ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
+ACCOUNT_ID = re.compile(r"\b\d{12}\b")
+
+
+def masked(template: dict) -> dict:
+    """Asset hashes change with any bundled byte and account ids with the deployment."""
+    text = json.dumps(template, sort_keys=True)
+    text = ASSET_HASH.sub("<asset-hash>", text)
+    text = ACCOUNT_ID.sub("<account>", text)
+    return json.loads(text)
+
+
+@pytest.fixture
+def snapshot_json(snapshot):
+    return snapshot.use_extension(JSONSnapshotExtension)
+
+
+@pytest.mark.parametrize(
+    ("deployment", "stack_id"),
+    [("example", "Storage"), ("example", "Replica"), ("single_region", "Storage")],
+)
+def test_template_snapshot(request, snapshot_json, deployment, stack_id):
+    template = request.getfixturevalue(deployment).templates[stack_id]
+    assert masked(template) == snapshot_json
