@@ -23,14 +23,14 @@ NODE_STAMP := node_modules/.installed
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
-$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(PY_STAMP): requirements.txt requirements-dev.txt constraints.txt runtime/pyproject.toml
 	@if ! $(PYTHON) -m venv --help >/dev/null 2>&1 || ! $(PYTHON) -c 'import ensurepip' 2>/dev/null; then \
 	  echo "Installing python3-venv (Debian ships venv separately)"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv; \
 	fi
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
-	  -r requirements.txt -r requirements-dev.txt -c constraints.txt
+	  -r requirements.txt -r requirements-dev.txt -c constraints.txt -e ./runtime
 	touch $@
 
 $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)

@@ -2,10 +2,12 @@
 
 Access patterns (docs/storage-design.md explains each):
 - get one object by id                      -> table, partition key ``id``
-- find the object stored under a key        -> index ``ByKey`` (``key``)
+- find the object stored under a key        -> guard item ``id = "key#<key>"`` (unique,
+                                               written in the same transaction as the row)
 - list a prefix in creation order, paged    -> index ``ByPrefix`` (``prefix``, ``created``)
 - temp objects by expiry, for cleanup       -> sparse index ``TempByExpiry`` (``temp``,
                                                ``expires_at``); TTL also expires the rows
+The runtime's ``stowage.catalog.dynamodb`` reads and writes exactly these names.
 """
 
 from aws_cdk import RemovalPolicy
@@ -15,7 +17,6 @@ from constructs import Construct
 
 PARTITION_KEY = "id"
 TTL_ATTRIBUTE = "expires_at"
-BY_KEY_INDEX = "ByKey"
 BY_PREFIX_INDEX = "ByPrefix"
 TEMP_BY_EXPIRY_INDEX = "TempByExpiry"
 
@@ -40,10 +41,6 @@ class CatalogTable(Construct):
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
             global_secondary_indexes=[
-                dynamodb.GlobalSecondaryIndexPropsV2(
-                    index_name=BY_KEY_INDEX,
-                    partition_key=dynamodb.Attribute(name="key", type=string),
-                ),
                 dynamodb.GlobalSecondaryIndexPropsV2(
                     index_name=BY_PREFIX_INDEX,
                     partition_key=dynamodb.Attribute(name="prefix", type=string),

@@ -5,7 +5,7 @@ import json
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from stacks.constructs.catalog_table import BY_KEY_INDEX, BY_PREFIX_INDEX, TEMP_BY_EXPIRY_INDEX
+from stacks.constructs.catalog_table import BY_PREFIX_INDEX, TEMP_BY_EXPIRY_INDEX
 
 
 def only(template: Template, resource_type: str, props: dict | None = None) -> tuple[str, dict]:
@@ -238,7 +238,7 @@ def test_catalog_table(storage):
     assert table["DeletionPolicy"] == "Retain"
 
     indexes = {index["IndexName"]: index for index in props["GlobalSecondaryIndexes"]}
-    assert indexes[BY_KEY_INDEX]["KeySchema"] == [{"AttributeName": "key", "KeyType": "HASH"}]
+    assert set(indexes) == {BY_PREFIX_INDEX, TEMP_BY_EXPIRY_INDEX}
     assert indexes[BY_PREFIX_INDEX]["KeySchema"] == [
         {"AttributeName": "prefix", "KeyType": "HASH"},
         {"AttributeName": "created", "KeyType": "RANGE"},

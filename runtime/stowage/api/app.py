@@ -1,0 +1,123 @@
+"""The FastAPI application: routers, the error contract, metrics and access logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+
+from stowage import __version__
+from stowage.api.metrics import Metrics
+from stowage.api.routes import files, health, multipart, uploads
+from stowage.errors import StowageError
+from stowage.service import Stowage
+from stowage.settings import Settings, load_settings
+
+log = logging.getLogger("stowage.api")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "too_large",
+    415: "unsupported_type",
+    416: "range_not_satisfiable",
+}
+
+
+def error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def create_app(service: Stowage | None = None, settings: Settings | None = None) -> FastAPI:
+    """The app; builds its service from the environment unless one is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if service is None:
+            app.state.service = Stowage.from_settings(settings or load_settings())
+        yield
+        app.state.service.close()
+
+    app = FastAPI(
+        title="Stowage",
+        version=__version__,
+        description="Media-file storage on local disk or S3: uploads, signed downloads, cleanup.",
+        lifespan=lifespan,
+        responses={
+            400: {"model": None, "description": "Bad input"},
+        },
+    )
+    if service is not None:
+        app.state.service = service
+    app.state.metrics = Metrics()
+    for module in (health, multipart, uploads, files):
+        app.include_router(module.router)
+
+    @app.exception_handler(StowageError)
+    async def stowage_error(request: Request, exc: StowageError) -> JSONResponse:
+        request.app.state.metrics.failed(exc.code)
+        if exc.status >= 500:
+            log.error("request failed", extra={"error": exc.code, "detail": exc.detail})
+        return error(exc.status, exc.code, exc.detail)
+
+    @app.exception_handler(FileNotFoundError)
+    async def missing(request: Request, exc: FileNotFoundError) -> JSONResponse:
+        request.app.state.metrics.failed("not_found")
+        return error(404, "not_found", "no such object")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        request.app.state.metrics.failed("bad_request")
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return error(400, "bad_request", detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "error")
+        request.app.state.metrics.failed(code)
+        return error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        request.app.state.metrics.failed("client_disconnected")
+        return error(400, "client_disconnected", "the client went away before the body ended")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request.app.state.metrics.failed("internal_error")
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return error(500, "internal_error", "internal error (see the service log)")
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        elapsed = time.perf_counter() - started
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        request.app.state.metrics.latency.labels(
+            request.method, template, str(response.status_code)
+        ).observe(elapsed)
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "route": template,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+        return response
+
+    return app

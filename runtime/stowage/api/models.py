@@ -1,0 +1,91 @@
+"""Response and request bodies (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from stowage.catalog import Record
+
+
+class UploadOut(BaseModel):
+    id: str
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+    is_temp: bool
+    created_at: datetime
+    download_url: str
+    backend: str
+
+    @classmethod
+    def of(cls, record: Record, download_url: str) -> UploadOut:
+        return cls(
+            id=record.id,
+            key=record.key,
+            size=record.size,
+            sha256=record.sha256,
+            content_type=record.content_type,
+            is_temp=record.is_temp,
+            created_at=record.created_at,
+            download_url=download_url,
+            backend=record.backend,
+        )
+
+
+class UploadList(BaseModel):
+    items: list[UploadOut]
+    next_cursor: str | None
+
+
+class TranscriptText(BaseModel):
+    content: str = Field(min_length=1)
+    filename: str | None = None
+
+
+class MultipartIn(BaseModel):
+    kind: str = Field(pattern="^(video|image|transcript)$")
+    size: int = Field(gt=0)
+    filename: str | None = Field(default=None, max_length=255)
+    content_type: str | None = Field(default=None, max_length=255)
+    is_temp: bool = False
+
+
+class MultipartOut(BaseModel):
+    id: str
+    key: str
+    part_size: int
+    part_urls: list[str]
+
+
+class PartOut(BaseModel):
+    part: int
+    size: int
+
+
+class CleanupOut(BaseModel):
+    deleted_objects: int
+    deleted_bytes: int
+    orphan_spool_files: int
+    aborted_multipart: int
+
+
+class GroupStats(BaseModel):
+    objects: int
+    bytes: int
+
+
+class StatsOut(BaseModel):
+    objects: int
+    bytes: int
+    temp_objects: int
+    temp_bytes: int
+    by_prefix: dict[str, GroupStats]
+    by_backend: dict[str, GroupStats]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    detail: str

@@ -1,0 +1,88 @@
+"""Resumable multipart uploads: one contract whether parts go to S3 or to the service."""
+
+from __future__ import annotations
+
+import anyio.from_thread
+from fastapi import APIRouter, Query, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from stowage.api.deps import Authorized, ServiceDep
+from stowage.api.models import MultipartIn, MultipartOut, PartOut, UploadOut
+from stowage.signing import verify_part
+
+router = APIRouter(prefix="/api/upload", tags=["multipart"])
+
+
+@router.post(
+    "/multipart",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MultipartOut,
+    dependencies=[Authorized],
+    summary="Start a multipart upload; PUT each part to its URL, then complete",
+)
+def start(body: MultipartIn, service: ServiceDep) -> MultipartOut:
+    session, urls = service.start_multipart(
+        body.kind,
+        size=body.size,
+        filename=body.filename,
+        content_type=body.content_type,
+        is_temp=body.is_temp,
+    )
+    return MultipartOut(id=session.id, key=session.key, part_size=session.part_size, part_urls=urls)
+
+
+class _SyncStream:
+    """A blocking file-like view of the async request body, for a worker thread."""
+
+    def __init__(self, request: Request, portal) -> None:
+        self._iterator = request.stream().__aiter__()
+        self._portal = portal
+        self._buffer = b""
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._done and (size < 0 or len(self._buffer) < size):
+            try:
+                self._buffer += self._portal(self._iterator.__anext__)
+            except StopAsyncIteration:
+                self._done = True
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
+@router.put(
+    "/{upload_id}/parts/{number}",
+    response_model=PartOut,
+    summary="Receive one part (local backend; the URL is signed, no bearer token needed)",
+)
+async def put_part(
+    upload_id: str,
+    number: int,
+    request: Request,
+    service: ServiceDep,
+    expires: int = Query(),
+    signature: str = Query(),
+) -> PartOut:
+    verify_part(upload_id, number, expires, signature, service.signing_secret())
+
+    def receive() -> int:
+        stream = _SyncStream(request, anyio.from_thread.run)
+        return service.receive_part(upload_id, number, stream)
+
+    size = await run_in_threadpool(receive)
+    return PartOut(part=number, size=size)
+
+
+@router.post(
+    "/{upload_id}/complete",
+    response_model=UploadOut,
+    dependencies=[Authorized],
+    summary="Assemble the parts into the object",
+)
+def complete(upload_id: str, request: Request, service: ServiceDep) -> UploadOut:
+    record = service.complete_multipart(upload_id)
+    request.app.state.metrics.uploaded(record.key.split("/")[0], record.size)
+    return UploadOut.of(record, service.download_url(record))

@@ -1,0 +1,261 @@
+"""S3 backend (AWS or any S3-compatible server via ``endpoint_url``).
+
+Objects are written with SSE-KMS when a key is configured, their SHA-256 in user metadata
+(``x-amz-meta-sha256``) and S3's own SHA-256 checksum. Large bodies go up in parts; S3 makes
+each write atomic (no reader ever sees a part of an object).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from stowage.backends.base import CHUNK_SIZE, Backend, HashingReader, ObjectInfo
+from stowage.errors import BackendError, BadRequest, Conflict
+from stowage.keys import validate_key, validate_prefix
+
+MULTIPART_THRESHOLD = 16 * 1024 * 1024
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchUpload"}
+
+
+def _missing(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") in _MISSING
+
+
+class S3Backend(Backend):
+    name = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        kms_key_id: str | None = None,
+        spool_dir: Path | None = None,
+        client: Any = None,
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.kms_key_id = kms_key_id
+        self.spool_dir = spool_dir
+        self.client = client or boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(
+                retries={"max_attempts": 5, "mode": "standard"},
+                max_pool_connections=32,
+                request_checksum_calculation="when_required",
+            ),
+        )
+        self.transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD,
+            multipart_chunksize=MULTIPART_THRESHOLD,
+            max_concurrency=4,
+        )
+
+    def _k(self, key: str) -> str:
+        return self.prefix + validate_key(key)
+
+    def _write_args(self, sha256: str | None, content_type: str | None) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        if sha256:
+            args["Metadata"] = {"sha256": sha256}
+        if content_type:
+            args["ContentType"] = content_type
+        if self.kms_key_id:
+            args["ServerSideEncryption"] = "aws:kms"
+            args["SSEKMSKeyId"] = self.kms_key_id
+        return args
+
+    # -- writes ------------------------------------------------------------------------
+
+    def put_file(
+        self, key: str, path: Path, *, sha256: str, content_type: str | None
+    ) -> ObjectInfo:
+        s3_key = self._k(key)
+        try:
+            self.client.upload_file(
+                str(path),
+                self.bucket,
+                s3_key,
+                ExtraArgs={**self._write_args(sha256, content_type), "ChecksumAlgorithm": "SHA256"},
+                Config=self.transfer,
+            )
+        except ClientError as exc:
+            raise BackendError(f"S3 upload of {key} failed: {exc}") from None
+        finally:
+            path.unlink(missing_ok=True)
+        return self.head(key)
+
+    def put_stream(
+        self, key: str, stream: BinaryIO, *, content_type: str | None = None
+    ) -> ObjectInfo:
+        # The SHA-256 goes into metadata, which S3 takes before the body: hash on the way to
+        # a spool file on disk (bounded memory), then upload that file.
+        self._k(key)
+        with tempfile.NamedTemporaryFile(dir=self.spool_dir, delete=False, suffix=".part") as out:
+            try:
+                reader = HashingReader(stream)
+                while chunk := reader.read(CHUNK_SIZE):
+                    out.write(chunk)
+            except BaseException:
+                Path(out.name).unlink(missing_ok=True)
+                raise
+        return self.put_file(
+            key, Path(out.name), sha256=reader.hexdigest(), content_type=content_type
+        )
+
+    def move(self, source: str, destination: str) -> ObjectInfo:
+        src, dst = self._k(source), self._k(destination)
+        self.head(source)
+        if self.exists(destination):
+            raise Conflict(f"{destination} already exists")
+        extra = {"MetadataDirective": "COPY"}
+        if self.kms_key_id:
+            extra |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key_id}
+        try:
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": src},
+                self.bucket,
+                dst,
+                ExtraArgs=extra,
+                Config=self.transfer,
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=src)
+        except ClientError as exc:
+            raise BackendError(f"S3 move {source} -> {destination} failed: {exc}") from None
+        return self.head(destination)
+
+    def delete(self, key: str) -> None:
+        self.head(key)
+        self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
+
+    # -- multipart: parts go straight from the client to S3 with presigned URLs ---------
+
+    def start_multipart(self, key: str, *, content_type: str | None) -> str:
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=self._k(key), **self._write_args(None, content_type)
+        )
+        return response["UploadId"]
+
+    def part_url(self, key: str, handle: str, number: int, *, expires_in: int) -> str:
+        return self.client.generate_presigned_url(
+            "upload_part",
+            Params={
+                "Bucket": self.bucket,
+                "Key": self._k(key),
+                "UploadId": handle,
+                "PartNumber": number,
+            },
+            ExpiresIn=expires_in,
+        )
+
+    def complete_multipart(
+        self, key: str, handle: str, *, parts: int, content_type: str | None = None
+    ) -> ObjectInfo:
+        s3_key = self._k(key)
+        received = []
+        try:
+            paginator = self.client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=self.bucket, Key=s3_key, UploadId=handle):
+                received += [
+                    {"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
+                    for p in page.get("Parts", [])
+                ]
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(handle) from None
+            raise
+        numbers = {p["PartNumber"] for p in received}
+        missing = [n for n in range(1, parts + 1) if n not in numbers]
+        if missing:
+            raise Conflict(f"parts not received yet: {missing[:10]}")
+        if len(numbers) != parts:
+            raise BadRequest(f"received {len(numbers)} parts, expected {parts}")
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=s3_key,
+            UploadId=handle,
+            MultipartUpload={"Parts": sorted(received, key=lambda p: p["PartNumber"])},
+        )
+        # The service never saw the bytes: read them back once to know their SHA-256.
+        sha256 = self.sha256(key)
+        return ObjectInfo(**{**self.head(key).__dict__, "sha256": sha256})
+
+    def abort_multipart(self, key: str, handle: str) -> None:
+        try:
+            self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._k(key), UploadId=handle
+            )
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(handle) from None
+            raise
+
+    # -- reads -------------------------------------------------------------------------
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(key) from None
+            raise BackendError(f"S3 head of {key} failed: {exc}") from None
+        return ObjectInfo(
+            key=key,
+            size=response["ContentLength"],
+            modified=response["LastModified"],
+            sha256=response.get("Metadata", {}).get("sha256"),
+            content_type=response.get("ContentType"),
+            version_id=response.get("VersionId"),
+            backend=self.name,
+        )
+
+    def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}
+        if start or end is not None:
+            args["Range"] = f"bytes={start}-{'' if end is None else end}"
+        try:
+            body = self.client.get_object(**args)["Body"]
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(key) from None
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return iter(())
+            raise BackendError(f"S3 read of {key} failed: {exc}") from None
+        return self._chunks(body)
+
+    @staticmethod
+    def _chunks(body) -> Iterator[bytes]:
+        try:
+            yield from body.iter_chunks(CHUNK_SIZE)
+        finally:
+            body.close()
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        validate_prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    key=item["Key"].removeprefix(self.prefix),
+                    size=item["Size"],
+                    modified=item["LastModified"],
+                    backend=self.name,
+                )
+
+    def presigned_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": self._k(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)

@@ -1,0 +1,146 @@
+"""The catalog interface: what is stored where. SQLite on one host, DynamoDB on several.
+
+Contract (tests/runtime/test_catalog_contract.py runs it against every implementation):
+- ``add`` refuses a second row with the same id or key (:class:`~stowage.errors.Conflict`);
+- ``get`` of an unknown id raises :class:`~stowage.errors.NotFound`;
+- ``list`` pages in creation order within a top-level prefix with an opaque cursor.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from stowage.errors import BadRequest
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Record:
+    id: str
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+    is_temp: bool
+    backend: str
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    expires_at: datetime | None = None
+
+    def changed(self, **changes: Any) -> Record:
+        return replace(self, updated_at=utcnow(), **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name in ("created_at", "updated_at", "expires_at"):
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class MultipartSession:
+    id: str
+    key: str
+    handle: str
+    backend: str
+    kind: str
+    content_type: str
+    size: int
+    part_size: int
+    parts: int
+    is_temp: bool
+    filename: str | None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+def session_to_json(session: MultipartSession) -> dict[str, Any]:
+    return asdict(session) | {"created_at": session.created_at.isoformat()}
+
+
+def session_from_json(body: dict[str, Any]) -> MultipartSession:
+    return MultipartSession(**(body | {"created_at": datetime.fromisoformat(body["created_at"])}))
+
+
+@dataclass(frozen=True)
+class Stats:
+    objects: int
+    bytes: int
+    temp_objects: int
+    temp_bytes: int
+    by_prefix: dict[str, dict[str, int]]
+    by_backend: dict[str, dict[str, int]]
+
+
+def encode_cursor(position: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Any:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("malformed cursor") from None
+
+
+class Catalog(ABC):
+    @abstractmethod
+    def add(self, record: Record) -> None: ...
+
+    @abstractmethod
+    def get(self, record_id: str) -> Record: ...
+
+    @abstractmethod
+    def get_by_key(self, key: str) -> Record | None: ...
+
+    @abstractmethod
+    def update(self, record: Record) -> None:
+        """Replace the row with ``record.id`` (its key may change; the new key must be free)."""
+
+    @abstractmethod
+    def delete(self, record_id: str) -> None: ...
+
+    @abstractmethod
+    def list(
+        self,
+        *,
+        prefix: str = "",
+        is_temp: bool | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> tuple[list[Record], str | None]: ...
+
+    @abstractmethod
+    def temp_created_before(self, cutoff: datetime) -> Iterator[Record]:
+        """Temp records created before ``cutoff`` (the cleanup's candidates)."""
+
+    @abstractmethod
+    def all(self) -> Iterator[Record]: ...
+
+    @abstractmethod
+    def stats(self) -> Stats: ...
+
+    @abstractmethod
+    def add_session(self, session: MultipartSession) -> None: ...
+
+    @abstractmethod
+    def get_session(self, session_id: str) -> MultipartSession: ...
+
+    @abstractmethod
+    def delete_session(self, session_id: str) -> None: ...
+
+    @abstractmethod
+    def sessions(self) -> Iterator[MultipartSession]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

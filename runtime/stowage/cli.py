@@ -1,0 +1,186 @@
+"""The ``stowage`` command: serve the API and run maintenance.
+
+Exit status: 0 success; 1 the check found a problem (``disk-check`` over threshold);
+2 bad usage or settings; 3 an operation failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import urllib.request
+from dataclasses import asdict
+from datetime import timedelta
+from pathlib import Path
+
+from stowage.errors import StowageError
+from stowage.settings import SettingsError, load_settings
+
+EXIT_PROBLEM, EXIT_USAGE, EXIT_FAILED = 1, 2, 3
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def duration(text: str) -> timedelta:
+    """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` (a bare number means seconds)."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhdw]?)", text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 24h, 30m or 7d")
+    value, unit = match.groups()
+    return timedelta(seconds=float(value) * _UNITS[unit or "s"])
+
+
+def _service():
+    from stowage.service import Stowage
+
+    return Stowage.from_settings(load_settings())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from stowage.api import logs
+    from stowage.api.app import create_app
+
+    settings = load_settings()
+    settings.require_service_secrets()
+    logs.configure(settings.log_level)
+    app = create_app(settings=settings)
+    config = {
+        "log_config": None,
+        "access_log": False,
+        "proxy_headers": True,
+        "timeout_graceful_shutdown": 30,
+    }
+    if args.uds:
+        uvicorn.run(app, uds=args.uds, **config)
+    else:
+        uvicorn.run(app, host=args.host, port=args.port, **config)
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    service = _service()
+    try:
+        report = service.cleanup(older_than=args.older_than, dry_run=args.dry_run)
+    finally:
+        service.close()
+    summary = asdict(report)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        verb = "would delete" if args.dry_run else "deleted"
+        print(
+            f"{verb} {len(report.deleted_objects)} temp objects ({report.deleted_bytes} bytes),"
+            f" {len(report.orphan_spool_files)} orphaned spool files,"
+            f" {len(report.aborted_multipart)} stale multipart uploads"
+        )
+    return 0
+
+
+def cmd_disk_check(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    root = Path(args.path or settings.local_root)
+    usage = shutil.disk_usage(root)
+    percent = 100 * usage.used / usage.total
+    message = (
+        f"{root}: {percent:.1f}% used ({usage.free // 2**20} MiB free of"
+        f" {usage.total // 2**20} MiB); threshold {args.threshold}%"
+    )
+    over = percent >= args.threshold
+    print(("ALERT " if over else "OK ") + message)
+    webhook = args.webhook or settings.disk_alert_webhook
+    if over and webhook:
+        body = json.dumps({"text": f"stowage disk alert: {message}"}).encode()
+        if not webhook.startswith(("https://", "http://")):
+            print("webhook must be an http(s) URL", file=sys.stderr)
+            return EXIT_USAGE
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            webhook, data=body, headers={"Content-Type": "application/json"}, method="POST"
+        )
+        try:
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - scheme checked
+        except OSError as exc:
+            print(f"webhook failed: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+    return EXIT_PROBLEM if over else 0
+
+
+def cmd_sign_url(args: argparse.Namespace) -> int:
+    service = _service()
+    try:
+        print(service.sign_key(args.key, ttl=int(args.expires.total_seconds())))
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    service = _service()
+    try:
+        counts = service.reindex()
+    finally:
+        service.close()
+    print(
+        json.dumps(counts)
+        if args.json
+        else f"catalog rebuilt: {counts['added']} added, {counts['removed']} removed,"
+        f" {counts['objects']} objects in storage"
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="stowage", description=__doc__.splitlines()[0])
+    commands = root.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--uds", help="listen on this unix socket instead of TCP")
+    serve.set_defaults(run=cmd_serve)
+
+    cleanup = commands.add_parser("cleanup", help="delete expired temp objects and orphans")
+    cleanup.add_argument("--older-than", type=duration, default=timedelta(hours=24))
+    cleanup.add_argument("--dry-run", action="store_true", help="list, change nothing")
+    cleanup.add_argument("--json", action="store_true", help="print the report as JSON")
+    cleanup.set_defaults(run=cmd_cleanup)
+
+    disk = commands.add_parser("disk-check", help="exit 1 when the media disk is too full")
+    disk.add_argument("--threshold", type=float, default=80, help="percent used that alerts")
+    disk.add_argument("--path", help="filesystem to check (default: STOWAGE_LOCAL_ROOT)")
+    disk.add_argument(
+        "--webhook", help="POST a JSON alert here (default: STOWAGE_DISK_ALERT_WEBHOOK)"
+    )
+    disk.set_defaults(run=cmd_disk_check)
+
+    sign = commands.add_parser("sign-url", help="print a signed, expiring URL for a key")
+    sign.add_argument("key")
+    sign.add_argument("--expires", type=duration, default=timedelta(hours=1))
+    sign.set_defaults(run=cmd_sign_url)
+
+    reindex = commands.add_parser("reindex", help="rebuild the catalog from the storage")
+    reindex.add_argument("--json", action="store_true")
+    reindex.set_defaults(run=cmd_reindex)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except SettingsError as exc:
+        print(f"stowage: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StowageError as exc:
+        print(f"stowage: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,432 @@
+"""What Stowage does, independent of HTTP: store, find, move, delete, list, clean up.
+
+The API and the CLI call this; it keeps the backend and the catalog consistent. An object
+is catalogued only after it is completely in place, and a failed catalog write removes the
+object again, so no failure leaves a row without an object or a visible partial object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from stowage.backends import Backend, HybridBackend, LocalBackend, S3Backend, build_backend
+from stowage.catalog import Catalog, MultipartSession, Record, Stats, open_catalog
+from stowage.errors import BadRequest, Conflict, DiskFull, TooLarge
+from stowage.keys import (
+    KIND_PREFIX,
+    TEMP_PREFIX,
+    new_key,
+    new_upload_id,
+    permanent_key,
+    safe_extension,
+    validate_key,
+)
+from stowage.settings import Settings
+from stowage.signing import cloudfront_signed_url, part_signature, sign_file_url
+from stowage.sniff import check_kind
+
+log = logging.getLogger("stowage")
+
+MAX_PARTS = 10_000
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A complete upload body in a spool file on the media filesystem."""
+
+    path: Path
+    sha256: str
+    size: int
+    head: bytes
+
+
+@dataclass
+class CleanupReport:
+    deleted_objects: list[str] = field(default_factory=list)
+    deleted_bytes: int = 0
+    orphan_spool_files: list[str] = field(default_factory=list)
+    aborted_multipart: list[str] = field(default_factory=list)
+    missing_objects: list[str] = field(default_factory=list)
+
+
+class Stowage:
+    def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
+        self.settings = settings
+        self.backend = backend
+        self.catalog = catalog
+        # Spool files live on the media filesystem so that a local put is a rename.
+        self.spool = (
+            backend if isinstance(backend, LocalBackend) else LocalBackend(settings.local_root)
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Stowage:
+        catalog = open_catalog(settings.resolved_catalog_url)
+
+        def locate(key: str) -> str | None:
+            record = catalog.get_by_key(key)
+            return record.backend if record else None
+
+        return cls(settings, build_backend(settings, locate=locate), catalog)
+
+    # -- uploads -----------------------------------------------------------------------
+
+    def check_room(self, expected_bytes: int | None) -> None:
+        """Refuse early what cannot fit: over the upload limit (413) or the disk (507)."""
+        if expected_bytes is None:
+            return
+        if expected_bytes > self.settings.max_upload_bytes:
+            raise TooLarge(
+                f"upload of {expected_bytes} bytes exceeds {self.settings.max_upload_bytes}"
+            )
+        if expected_bytes > self.spool.free_bytes():
+            raise DiskFull("not enough free space on the media filesystem for this upload")
+
+    def store(self, kind: str, spooled: Spooled, *, is_temp: bool, filename: str | None) -> Record:
+        """Give a spooled upload its key, put it in the backend and catalog it."""
+        try:
+            if kind not in KIND_PREFIX:
+                raise BadRequest(f"unknown upload kind {kind!r}")
+            content_type, default_ext = check_kind(kind, spooled.head, filename)
+            upload_id = new_upload_id()
+            now = datetime.now(UTC)
+            key = new_key(
+                kind, upload_id, safe_extension(filename, default_ext), is_temp=is_temp, now=now
+            )
+            info = self.backend.put_file(
+                key, spooled.path, sha256=spooled.sha256, content_type=content_type
+            )
+        finally:
+            spooled.path.unlink(missing_ok=True)
+        record = Record(
+            id=upload_id,
+            key=key,
+            size=spooled.size,
+            sha256=spooled.sha256,
+            content_type=content_type,
+            is_temp=is_temp,
+            backend=info.backend or self.backend.name,
+            created_at=now,
+            updated_at=now,
+            expires_at=now + timedelta(hours=self.settings.temp_max_age_hours) if is_temp else None,
+        )
+        self._catalog_or_remove(record)
+        return record
+
+    def _catalog_or_remove(self, record: Record) -> None:
+        try:
+            self.catalog.add(record)
+        except BaseException:
+            self.backend.delete(record.key)
+            raise
+        log.info("stored", extra={"upload_id": record.id, "key": record.key, "size": record.size})
+
+    # -- reading -----------------------------------------------------------------------
+
+    def get(self, upload_id: str) -> Record:
+        return self.catalog.get(upload_id)
+
+    def download_url(self, record: Record, *, ttl: int | None = None) -> str:
+        ttl = ttl or self.settings.signed_url_ttl_seconds
+        return self.sign_key(record.key, backend=record.backend, ttl=ttl)
+
+    def sign_key(self, key: str, *, backend: str | None = None, ttl: int | None = None) -> str:
+        """A signed, expiring URL for ``key`` wherever it lives."""
+        ttl = ttl or self.settings.signed_url_ttl_seconds
+        side = backend or self._side_of(key)
+        if side == "s3":
+            s = self.settings
+            if s.cloudfront_domain and s.cloudfront_key_pair_id and s.cloudfront_private_key_file:
+                return cloudfront_signed_url(
+                    s.cloudfront_domain,
+                    s.s3_prefix + key,
+                    key_pair_id=s.cloudfront_key_pair_id,
+                    private_key_file=s.cloudfront_private_key_file,
+                    ttl=ttl,
+                )
+            return self._s3().presigned_get(key, expires_in=ttl)
+        return sign_file_url(self.settings.public_base_url, key, self.signing_secret(), ttl=ttl)
+
+    def _side_of(self, key: str) -> str:
+        record = self.catalog.get_by_key(key)
+        if record:
+            return record.backend
+        return self.backend.head(validate_key(key)).backend or self.backend.name
+
+    def _s3(self) -> S3Backend:
+        if isinstance(self.backend, S3Backend):
+            return self.backend
+        if isinstance(self.backend, HybridBackend):
+            return self.backend.s3
+        raise BadRequest("no S3 backend configured")
+
+    def signing_secret(self) -> str:
+        if self.settings.signing_secret is None:
+            raise BadRequest("STOWAGE_SIGNING_SECRET is not set")
+        return self.settings.signing_secret.get_secret_value()
+
+    def list(self, *, prefix: str, is_temp: bool | None, limit: int, cursor: str | None):
+        return self.catalog.list(prefix=prefix, is_temp=is_temp, limit=limit, cursor=cursor)
+
+    def stats(self) -> Stats:
+        return self.catalog.stats()
+
+    # -- changing ----------------------------------------------------------------------
+
+    def move_to_permanent(self, upload_id: str) -> Record:
+        record = self.catalog.get(upload_id)
+        if not record.is_temp:
+            raise Conflict(f"upload {upload_id} is already permanent")
+        destination = permanent_key(record.key)
+        if self.catalog.get_by_key(destination):
+            raise Conflict(f"{destination} is already catalogued")
+        info = self.backend.move(record.key, destination)
+        moved = record.changed(
+            key=destination, is_temp=False, expires_at=None, backend=info.backend or record.backend
+        )
+        try:
+            self.catalog.update(moved)
+        except BaseException:
+            self.backend.move(destination, record.key)
+            raise
+        return moved
+
+    def delete(self, upload_id: str) -> Record:
+        record = self.catalog.get(upload_id)
+        try:
+            self.backend.delete(record.key)
+        except FileNotFoundError:
+            log.warning("catalogued object was already gone", extra={"key": record.key})
+        self.catalog.delete(upload_id)
+        return record
+
+    # -- multipart uploads ---------------------------------------------------------------
+
+    def start_multipart(
+        self,
+        kind: str,
+        *,
+        size: int,
+        filename: str | None,
+        content_type: str | None,
+        is_temp: bool,
+    ) -> tuple[MultipartSession, list[str]]:
+        if kind not in KIND_PREFIX:
+            raise BadRequest(f"unknown upload kind {kind!r}")
+        if size <= 0:
+            raise BadRequest("size must be positive")
+        self.check_room(size)
+        part_size = max(self.settings.multipart_part_size, math.ceil(size / MAX_PARTS))
+        parts = math.ceil(size / part_size)
+        upload_id = new_upload_id()
+        extension = safe_extension(filename, ".bin")
+        key = new_key(kind, upload_id, extension, is_temp=is_temp, now=datetime.now(UTC))
+        target = (
+            self.backend.for_new(key) if isinstance(self.backend, HybridBackend) else self.backend
+        )
+        handle = target.start_multipart(key, content_type=content_type)
+        session = MultipartSession(
+            id=upload_id,
+            key=key,
+            handle=handle,
+            backend=target.name,
+            kind=kind,
+            content_type=content_type or "application/octet-stream",
+            size=size,
+            part_size=part_size,
+            parts=parts,
+            is_temp=is_temp,
+            filename=filename,
+        )
+        self.catalog.add_session(session)
+        return session, [self._part_url(session, target, n) for n in range(1, parts + 1)]
+
+    def _part_url(self, session: MultipartSession, target: Backend, number: int) -> str:
+        ttl = 24 * 3600
+        url = target.part_url(session.key, session.handle, number, expires_in=ttl)
+        if url is not None:
+            return url
+        expires = int(time.time()) + ttl
+        signature = part_signature(session.id, number, expires, self.signing_secret())
+        return (
+            f"{self.settings.public_base_url}/api/upload/{session.id}/parts/{number}"
+            f"?expires={expires}&signature={signature}"
+        )
+
+    def receive_part(self, upload_id: str, number: int, stream: BinaryIO) -> int:
+        session = self.catalog.get_session(upload_id)
+        if not 1 <= number <= session.parts:
+            raise BadRequest(f"part number must be 1..{session.parts}")
+        return self._session_backend(session).receive_part(
+            session.handle, number, stream, limit=session.part_size
+        )
+
+    def complete_multipart(self, upload_id: str) -> Record:
+        session = self.catalog.get_session(upload_id)
+        backend = self._session_backend(session)
+        info = backend.complete_multipart(
+            session.key, session.handle, parts=session.parts, content_type=session.content_type
+        )
+        try:
+            head = b"".join(backend.open_range(session.key, 0, 511))
+            content_type, _ = check_kind(session.kind, head, session.filename)
+            if info.size != session.size:
+                raise BadRequest(f"received {info.size} bytes, announced {session.size}")
+        except BaseException:
+            backend.delete(session.key)
+            self.catalog.delete_session(upload_id)
+            raise
+        now = datetime.now(UTC)
+        record = Record(
+            id=session.id,
+            key=session.key,
+            size=info.size,
+            sha256=info.sha256 or backend.sha256(session.key),
+            content_type=content_type,
+            is_temp=session.is_temp,
+            backend=backend.name,
+            created_at=session.created_at,
+            updated_at=now,
+            expires_at=now + timedelta(hours=self.settings.temp_max_age_hours)
+            if session.is_temp
+            else None,
+        )
+        self._catalog_or_remove(record)
+        self.catalog.delete_session(upload_id)
+        return record
+
+    def abort_multipart(self, upload_id: str) -> None:
+        session = self.catalog.get_session(upload_id)
+        with contextlib.suppress(FileNotFoundError):
+            self._session_backend(session).abort_multipart(session.key, session.handle)
+        self.catalog.delete_session(upload_id)
+
+    def _session_backend(self, session: MultipartSession) -> Backend:
+        if isinstance(self.backend, HybridBackend):
+            return self.backend.sides[session.backend]
+        return self.backend
+
+    # -- maintenance ---------------------------------------------------------------------
+
+    def cleanup(self, *, older_than: timedelta, dry_run: bool = False) -> CleanupReport:
+        """Delete temp objects older than ``older_than`` (catalog first consulted, then the
+        backend for temp objects the catalog never knew), orphaned spool files and stale
+        multipart uploads."""
+        report = CleanupReport()
+        cutoff = datetime.now(UTC) - older_than
+        for record in list(self.catalog.temp_created_before(cutoff)):
+            report.deleted_objects.append(record.key)
+            report.deleted_bytes += record.size
+            if dry_run:
+                continue
+            try:
+                self.backend.delete(record.key)
+            except FileNotFoundError:
+                report.missing_objects.append(record.key)
+            self.catalog.delete(record.id)
+        for info in list(self.backend.list(TEMP_PREFIX)):
+            if info.modified < cutoff and self.catalog.get_by_key(info.key) is None:
+                report.deleted_objects.append(info.key)
+                report.deleted_bytes += info.size
+                if not dry_run:
+                    self.backend.delete(info.key)
+        for path in self.spool.spool_files():
+            if _orphaned(path, cutoff):
+                report.orphan_spool_files.append(path.name)
+                if not dry_run:
+                    path.unlink(missing_ok=True)
+        for session in list(self.catalog.sessions()):
+            if session.created_at < datetime.now(UTC) - timedelta(days=7):
+                report.aborted_multipart.append(session.id)
+                if not dry_run:
+                    self.abort_multipart(session.id)
+        for directory in self.spool.spool_dir.glob("mpu-*"):
+            if directory.stat().st_mtime < time.time() - 7 * 86400 and not dry_run:
+                shutil.rmtree(directory, ignore_errors=True)
+        return report
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild the catalog from what the backend holds: add what is missing, drop rows
+        whose object is gone. Returns counts."""
+        added = removed = 0
+        seen: set[str] = set()
+        for info in self.backend.list(""):
+            seen.add(info.key)
+            if info.key.startswith("variants/") or self.catalog.get_by_key(info.key):
+                continue
+            full = info if info.sha256 and info.content_type else self.backend.head(info.key)
+            sha256 = full.sha256 or self.backend.sha256(info.key)
+            upload_id = (
+                Path(info.key).stem if _looks_like_id(Path(info.key).stem) else new_upload_id()
+            )
+            is_temp = info.key.startswith(TEMP_PREFIX)
+            created = info.modified.astimezone(UTC)
+            self.catalog.add(
+                Record(
+                    id=upload_id,
+                    key=info.key,
+                    size=info.size,
+                    sha256=sha256,
+                    content_type=full.content_type or "application/octet-stream",
+                    is_temp=is_temp,
+                    backend=info.backend or self.backend.name,
+                    created_at=created,
+                    updated_at=datetime.now(UTC),
+                    expires_at=created + timedelta(hours=self.settings.temp_max_age_hours)
+                    if is_temp
+                    else None,
+                )
+            )
+            added += 1
+        for record in list(self.catalog.all()):
+            if record.key not in seen:
+                self.catalog.delete(record.id)
+                removed += 1
+        return {"added": added, "removed": removed, "objects": len(seen)}
+
+    def health(self) -> None:
+        """Raise unless the catalog answers and the media filesystem takes a write."""
+        self.catalog.list(limit=1)
+        probe = self.spool.spool_file()
+        probe.write_bytes(b"")
+        probe.unlink()
+
+    def iter_object(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        return self.backend.open_range(validate_key(key), start, end)
+
+    def close(self) -> None:
+        self.catalog.close()
+
+
+def _looks_like_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+def _orphaned(path: Path, cutoff: datetime) -> bool:
+    """A spool file whose writer is dead, or that is older than the cleanup age."""
+    pid_text = path.name.split("-", 1)[0]
+    if pid_text.isdigit():
+        pid = int(pid_text)
+        if pid != os.getpid() and not _alive(pid):
+            return True
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,181 @@
+"""Real parts for the runtime tests: moto's S3/DynamoDB server, `stowage serve`, images."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+
+from stacks.constructs.catalog_table import (
+    BY_PREFIX_INDEX,
+    PARTITION_KEY,
+    TEMP_BY_EXPIRY_INDEX,
+    TTL_ATTRIBUTE,
+)
+from tests.helpers import free_port, running
+
+TOKEN = "test-token-0123456789abcdef"
+SECRET = "test-signing-secret-0123456789abcdef0123"
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory) -> str:
+    """moto's server on a loopback port: real HTTP, real boto3 signing."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with running(
+        [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        log=log,
+        ready_url=f"{url}/moto-api/",
+    ):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_url) -> dict[str, str]:
+    """Environment that points boto3 (in this process and in children) at moto."""
+    env = {
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture
+def bucket(aws_env, moto_url) -> str:
+    """A fresh versioned bucket for each test."""
+    name = f"stowage-test-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name
+
+
+def create_catalog_table(name: str, endpoint_url: str) -> None:
+    """The table exactly as StorageStack defines it (same key, index and TTL names)."""
+    client = boto3.client("dynamodb", endpoint_url=endpoint_url)
+    client.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": "prefix", "AttributeType": "S"},
+            {"AttributeName": "created", "AttributeType": "S"},
+            {"AttributeName": "temp", "AttributeType": "S"},
+            {"AttributeName": TTL_ATTRIBUTE, "AttributeType": "N"},
+        ],
+        KeySchema=[{"AttributeName": PARTITION_KEY, "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": BY_PREFIX_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "prefix", "KeyType": "HASH"},
+                    {"AttributeName": "created", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
+            {
+                "IndexName": TEMP_BY_EXPIRY_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "temp", "KeyType": "HASH"},
+                    {"AttributeName": TTL_ATTRIBUTE, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            },
+        ],
+    )
+    client.update_time_to_live(
+        TableName=name,
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+    )
+
+
+@pytest.fixture
+def dynamodb_table(aws_env, moto_url) -> str:
+    name = f"stowage-catalog-{uuid.uuid4().hex[:8]}"
+    create_catalog_table(name, moto_url)
+    return name
+
+
+# --- real files ---------------------------------------------------------------------------
+
+
+def image_bytes(fmt: str = "PNG", size=(64, 48), mode="RGB") -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, (200, 30, 60) if mode == "RGB" else None).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def mp4_bytes(payload_size: int = 4096) -> bytes:
+    """A minimal ISO-BMFF file: an ftyp box then an mdat box of ``payload_size`` bytes."""
+    ftyp = b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2"
+    mdat = (8 + payload_size).to_bytes(4, "big") + b"mdat" + os.urandom(payload_size)
+    return ftyp + mdat
+
+
+# --- the service over real HTTP --------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    url: str
+    root: Path
+    env: dict[str, str]
+    process: object
+    client: httpx.Client
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def service_env(root: Path, port: int, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "STOWAGE_LOCAL_ROOT": str(root),
+        "STOWAGE_API_TOKENS": f"{TOKEN},second-token-abcdefghijkl",
+        "STOWAGE_SIGNING_SECRET": SECRET,
+        "STOWAGE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "STOWAGE_MAX_UPLOAD_BYTES": str(64 * 1024 * 1024),
+        **extra,
+    }
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """Start `stowage serve` with settings; yields a :class:`Served`; stops it afterwards."""
+    started = []
+
+    def start(root: Path | None = None, **extra: str) -> Served:
+        port = free_port()
+        root = root or tmp_path / f"media-{len(started)}"
+        root.mkdir(parents=True, exist_ok=True)
+        env = service_env(root, port, **extra)
+        context = running(
+            [str(BIN / "stowage"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            log=tmp_path / f"serve-{port}.log",
+            ready_url=f"http://127.0.0.1:{port}/healthz",
+        )
+        process = context.__enter__()
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
+        served = Served(f"http://127.0.0.1:{port}", root, env, process, client)
+        started.append((context, client))
+        return served
+
+    yield start
+    for context, client in reversed(started):
+        client.close()
+        context.__exit__(None, None, None)
