@@ -54,6 +54,7 @@ class S3Backend(Backend):
             config=Config(
                 retries={"max_attempts": 5, "mode": "standard"},
                 max_pool_connections=32,
+                signature_version="s3v4",
                 request_checksum_calculation="when_required",
             ),
         )

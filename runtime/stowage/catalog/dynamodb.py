@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,8 @@ def _item(record: Record) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "updated_at": record.updated_at.isoformat(),
     }
+    if record.expires_at:
+        item["expires_iso"] = record.expires_at.isoformat()
     if record.is_temp:
         item["temp"] = "temp"
         if record.expires_at:
@@ -56,7 +58,7 @@ def _item(record: Record) -> dict[str, Any]:
 
 
 def _record(item: dict[str, Any]) -> Record:
-    expires = item.get("expires_at")
+    expires = item.get("expires_iso")
     return Record(
         id=item["id"],
         key=item["key"],
@@ -67,7 +69,7 @@ def _record(item: dict[str, Any]) -> Record:
         backend=item["backend"],
         created_at=datetime.fromisoformat(item["created_at"]),
         updated_at=datetime.fromisoformat(item["updated_at"]),
-        expires_at=datetime.fromtimestamp(int(expires), UTC) if expires is not None else None,
+        expires_at=datetime.fromisoformat(expires) if expires else None,
     )
 
 
@@ -126,13 +128,12 @@ class DynamoCatalog(Catalog):
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
-            if _conditional_failed(exc):
-                if new_row:
-                    raise Conflict(
-                        f"catalog already holds id {item['id']} or key {item['key']}"
-                    ) from None
+            if not _conditional_failed(exc):
+                raise
+            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+            if not new_row and reasons[:1] == ["ConditionalCheckFailed"]:
                 raise NotFound(f"no upload with id {item['id']}") from None
-            raise
+            raise Conflict(f"catalog already holds id {item['id']} or key {item['key']}") from None
 
     def add(self, record: Record) -> None:
         self._put_with_key_guard(_item(record), new_row=True)
