@@ -66,3 +66,44 @@ def running(
             process.wait()
         if log:
             out.close()
+
+
+_APT_UPDATED = False
+
+
+def ensure_debian_packages(*packages: str, binary: str) -> str:
+    """Install Debian packages (as root, without starting their services) if ``binary`` is
+    missing; return the binary's path."""
+    global _APT_UPDATED
+    import shutil
+
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError(f"{binary} is missing and installing {packages} needs root")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    # policy-rc.d 101: packages must not start their services on this machine.
+    policy = Path("/usr/sbin/policy-rc.d")
+    had_policy = policy.exists()
+    if not had_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        if not _APT_UPDATED:
+            subprocess.run(["apt-get", "update", "-qq"], env=env, check=True, timeout=600)
+            _APT_UPDATED = True
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
+            env=env,
+            check=True,
+            timeout=1200,
+            stdout=subprocess.DEVNULL,
+        )
+    finally:
+        if not had_policy:
+            policy.unlink(missing_ok=True)
+    found = shutil.which(binary) or shutil.which(binary, path="/usr/sbin:/sbin")
+    if not found:
+        raise RuntimeError(f"installed {packages} but {binary} is still missing")
+    return found

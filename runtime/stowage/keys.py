@@ -18,6 +18,8 @@ MAX_KEY_BYTES = 1024
 PERMANENT_PREFIXES = ("videos/", "images/", "transcripts/", "processed/")
 TEMP_PREFIX = "temp/"
 VARIANTS_PREFIX = "variants/"
+# Stowage's own state and spool directories on local disk are never object keys.
+RESERVED_SEGMENTS = (".stowage", ".stowage-tmp")
 
 # Upload kinds and the permanent prefix each one lands under.
 KIND_PREFIX = {"video": "videos/", "image": "images/", "transcript": "transcripts/"}
@@ -49,6 +51,8 @@ def validate_key(key: object) -> str:
         raise InvalidKey("key contains a backslash")
     if key.startswith("/"):
         raise InvalidKey("key must be relative (no leading '/')")
+    if key.split("/", 1)[0] in RESERVED_SEGMENTS:
+        raise InvalidKey(f"keys under {key.split('/', 1)[0]}/ are reserved for Stowage")
     for segment in key.split("/"):
         if segment in (".", ".."):
             raise InvalidKey("key contains a '.' or '..' segment")

@@ -165,7 +165,7 @@ def load_settings(**overrides) -> Settings:
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"]) or "settings"
-            name = f"STOWAGE_{field.upper()}" if error["loc"] else "settings"
-            lines.append(f"{name}: {error['msg'].removeprefix('Value error, ')}")
+            message = error["msg"].removeprefix("Value error, ")
+            field = ".".join(str(p) for p in error["loc"])
+            lines.append(f"STOWAGE_{field.upper()}: {message}" if field else message)
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None

@@ -18,11 +18,10 @@ from typing import BinaryIO
 
 from stowage.backends.base import CHUNK_SIZE, Backend, ObjectInfo
 from stowage.errors import Conflict, DiskFull, InvalidKey, TooLarge
-from stowage.keys import validate_key, validate_prefix
+from stowage.keys import RESERVED_SEGMENTS, validate_key, validate_prefix
 
 SPOOL_DIR = ".stowage-tmp"
-STATE_DIR = ".stowage"
-_RESERVED = (SPOOL_DIR, STATE_DIR)
+_RESERVED = RESERVED_SEGMENTS
 XATTR_SHA256 = "user.stowage.sha256"
 XATTR_TYPE = "user.stowage.content_type"
 
@@ -52,8 +51,6 @@ class LocalBackend(Backend):
     def path_for(self, key: str) -> Path:
         """The file of ``key``; never outside the root, never inside Stowage's own dirs."""
         validate_key(key)
-        if key.split("/", 1)[0] in _RESERVED:
-            raise InvalidKey(f"keys under {key.split('/', 1)[0]}/ are reserved")
         path = self.root / key
         # validate_key rules out '..' and absolute keys; this guards against symlinked dirs.
         if not path.parent.resolve().is_relative_to(self.root):

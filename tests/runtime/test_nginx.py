@@ -1,0 +1,132 @@
+"""Real Nginx (Debian's package) in front of `stowage serve` on a unix socket."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from stowage.signing import sign_file_url
+from tests.helpers import ensure_debian_packages, free_port, running, wait_for_http
+from tests.runtime.conftest import BIN, SECRET, image_bytes, mp4_bytes, service_env
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def nginx_bin() -> str:
+    return ensure_debian_packages("nginx", binary="nginx")
+
+
+def render_site(prefix: Path, *, port: int, socket: Path, root: Path, body_limit: str) -> Path:
+    text = Template((HERE / "nginx_site.conf.tmpl").read_text()).substitute(
+        prefix=prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit=body_limit
+    )
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / name).mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(text)
+    return conf
+
+
+@pytest.fixture
+def stack(tmp_path, nginx_bin):
+    """Nginx on a loopback port -> stowage serve --uds, behind_nginx on."""
+    root, prefix = tmp_path / "media", tmp_path / "nginx"
+    root.mkdir()
+    prefix.mkdir()
+    port, socket = free_port(), tmp_path / "stowage.sock"
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base)
+    conf = render_site(prefix, port=port, socket=socket, root=root, body_limit="64m")
+    check = subprocess.run(
+        [nginx_bin, "-t", "-c", str(conf)], capture_output=True, text=True, check=False
+    )
+    assert check.returncode == 0, check.stderr
+    with running(
+        [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"
+    ):
+        deadline = time.monotonic() + 30
+        while not socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with running(
+            [nginx_bin, "-c", str(conf)], log=tmp_path / "nginx.log", ready_url=f"{base}/healthz"
+        ):
+            wait_for_http(f"{base}/healthz")
+            with httpx.Client(base_url=base, timeout=60) as client:
+                yield {"client": client, "base": base, "root": root, "socket": socket}
+
+
+AUTH = {"Authorization": "Bearer test-token-0123456789abcdef"}
+
+
+def test_upload_through_nginx_and_signed_downloads(stack):
+    client = stack["client"]
+    data = mp4_bytes(3 * 1024 * 1024)
+    response = client.post("/api/upload/video", files={"file": ("clip.mp4", data)}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    url = body["download_url"]
+    assert url.startswith(stack["base"] + "/files/")
+
+    ok = httpx.get(url)
+    assert ok.status_code == 200
+    assert hashlib.sha256(ok.content).hexdigest() == body["sha256"]
+    assert ok.headers["server"] == "nginx"
+    assert ok.headers["cache-control"] == "private, max-age=3600"
+
+    ranged = httpx.get(url, headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206
+    assert ranged.content == data[100:200]
+
+    parts = urlsplit(url)
+    tampered = url.replace(parts.query.split("md5=")[1], "A" * 22)
+    assert httpx.get(tampered).status_code == 403
+    other_key = url.replace(body["id"], "0" * 32)
+    assert httpx.get(other_key).status_code == 403
+    expired = sign_file_url(stack["base"], body["key"], SECRET, ttl=-5)
+    assert httpx.get(expired).status_code == 410
+    assert httpx.get(stack["base"] + "/files/" + body["key"]).status_code == 403
+
+
+def test_api_downloads_are_handed_to_nginx(stack):
+    client = stack["client"]
+    data = image_bytes("PNG", size=(300, 200))
+    key = client.post("/api/upload/image", files={"file": ("p.png", data)}, headers=AUTH).json()[
+        "key"
+    ]
+
+    through_nginx = client.get(f"/api/files/{key}", headers=AUTH)
+    assert through_nginx.status_code == 200
+    assert through_nginx.content == data
+    assert "x-accel-redirect" not in through_nginx.headers
+    ranged = client.get(f"/api/files/{key}", headers=AUTH | {"Range": "bytes=0-7"})
+    assert (ranged.status_code, ranged.content) == (206, data[:8])
+
+    # Straight to the service: it answers with the redirect header and no body at all.
+    transport = httpx.HTTPTransport(uds=str(stack["socket"]))
+    with httpx.Client(transport=transport, base_url="http://stowage") as direct:
+        handed = direct.get(f"/api/files/{key}", headers=AUTH)
+    assert handed.headers["x-accel-redirect"] == f"/_stowage_internal/{key}"
+    assert handed.content == b""
+
+    assert client.get(f"/_stowage_internal/{key}").status_code == 404
+
+
+def test_internal_files_and_traversal_are_refused(stack):
+    client = stack["client"]
+    for path in (
+        "/files/../etc/passwd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/.stowage/catalog.db",
+        "/api/files/..%2F..%2Fetc%2Fpasswd",
+    ):
+        response = client.get(path, headers=AUTH)
+        assert 400 <= response.status_code < 500, path
+        assert b"root:" not in response.content
