@@ -33,7 +33,7 @@ from stowage.keys import (
 )
 from stowage.settings import Settings
 from stowage.signing import cloudfront_signed_url, part_signature, sign_file_url
-from stowage.sniff import check_kind
+from stowage.sniff import SNIFF_BYTES, check_kind, sniff
 
 log = logging.getLogger("stowage")
 
@@ -377,7 +377,9 @@ class Stowage:
                     key=info.key,
                     size=info.size,
                     sha256=sha256,
-                    content_type=full.content_type or "application/octet-stream",
+                    content_type=full.content_type
+                    or sniff(b"".join(self.backend.open_range(info.key, 0, SNIFF_BYTES - 1)))
+                    or "application/octet-stream",
                     is_temp=is_temp,
                     backend=info.backend or self.backend.name,
                     created_at=created,

@@ -52,6 +52,7 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         version=__version__,
         description="Media-file storage on local disk or S3: uploads, signed downloads, cleanup.",
         lifespan=lifespan,
+        redirect_slashes=False,
         responses={
             400: {"model": None, "description": "Bad input"},
         },
