@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from stowage.backends import Backend, HybridBackend, LocalBackend, S3Backend, build_backend
+from stowage.backends import Backend, HybridBackend, LocalBackend, build_backend
 from stowage.catalog import Catalog, MultipartSession, Record, Stats, open_catalog
 from stowage.errors import BadRequest, Conflict, DiskFull, TooLarge
 from stowage.keys import (
@@ -163,11 +163,11 @@ class Stowage:
             return record.backend
         return self.backend.head(validate_key(key)).backend or self.backend.name
 
-    def _s3(self) -> S3Backend:
-        if isinstance(self.backend, S3Backend):
-            return self.backend
+    def _s3(self):
         if isinstance(self.backend, HybridBackend):
             return self.backend.s3
+        if self.backend.name == "s3":
+            return self.backend
         raise BadRequest("no S3 backend configured")
 
     def signing_secret(self) -> str:

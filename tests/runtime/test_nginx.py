@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 import time
-from pathlib import Path
-from string import Template
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from stowage.signing import sign_file_url
-from tests.helpers import ensure_debian_packages, free_port, running, wait_for_http
+from tests.helpers import free_port, running, wait_for_http
 from tests.runtime.conftest import BIN, SECRET, image_bytes, mp4_bytes, service_env
-
-HERE = Path(__file__).parent
+from tests.runtime.nginx import nginx_binary, render_site
 
 
 @pytest.fixture(scope="session")
 def nginx_bin() -> str:
-    return ensure_debian_packages("nginx", binary="nginx")
-
-
-def render_site(prefix: Path, *, port: int, socket: Path, root: Path, body_limit: str) -> Path:
-    text = Template((HERE / "nginx_site.conf.tmpl").read_text()).substitute(
-        prefix=prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit=body_limit
-    )
-    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-        (prefix / name).mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    return conf
+    return nginx_binary()
 
 
 @pytest.fixture
@@ -44,11 +29,7 @@ def stack(tmp_path, nginx_bin):
     port, socket = free_port(), tmp_path / "stowage.sock"
     base = f"http://127.0.0.1:{port}"
     env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base)
-    conf = render_site(prefix, port=port, socket=socket, root=root, body_limit="64m")
-    check = subprocess.run(
-        [nginx_bin, "-t", "-c", str(conf)], capture_output=True, text=True, check=False
-    )
-    assert check.returncode == 0, check.stderr
+    conf = render_site(prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit="64m")
     with running(
         [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"
     ):
