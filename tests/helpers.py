@@ -107,3 +107,11 @@ def ensure_debian_packages(*packages: str, binary: str) -> str:
     if not found:
         raise RuntimeError(f"installed {packages} but {binary} is still missing")
     return found
+
+
+def wait_for_socket(path: Path, *, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout} s")
+        time.sleep(0.05)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from stowage.signing import sign_file_url
-from tests.helpers import free_port, running, wait_for_http
+from tests.helpers import free_port, running, wait_for_http, wait_for_socket
 from tests.runtime.conftest import BIN, SECRET, image_bytes, mp4_bytes, service_env
 from tests.runtime.nginx import nginx_binary, render_site
 
@@ -33,9 +32,7 @@ def stack(tmp_path, nginx_bin):
     with running(
         [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"
     ):
-        deadline = time.monotonic() + 30
-        while not socket.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_socket(socket)
         with running(
             [nginx_bin, "-c", str(conf)], log=tmp_path / "nginx.log", ready_url=f"{base}/healthz"
         ):

@@ -1,0 +1,121 @@
+"""bench/serve: downloads through (a) a signed URL checked by Nginx, (b) plain Nginx static
+serving of the same files, (c) uvicorn FileResponse. One run, same machine, ratios reported.
+
+Usage: .venv/bin/python -m bench.serve [--seconds 10] [--connections 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from stowage.signing import sign_file_url
+from tests.helpers import ensure_debian_packages, free_port, running, wait_for_http, wait_for_socket
+from tests.runtime.conftest import SECRET, service_env
+from tests.runtime.nginx import nginx_binary, render_site
+
+BIN = Path(sys.executable).parent
+
+
+def wrk(url: str, *, seconds: int, connections: int) -> tuple[float, float]:
+    """(requests/s, MB/s) from wrk."""
+    out = subprocess.run(
+        [
+            ensure_debian_packages("wrk", binary="wrk"),
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    value, unit = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out).groups()
+    scale = {"B": 1e-6, "KB": 1e-3, "MB": 1, "GB": 1e3}[unit]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        raise RuntimeError(f"{url}: {non2xx.group(1)} failed responses\n{out}")
+    return rps, float(value) * scale
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root, prefix = tmp / "media", tmp / "nginx"
+        files = {"100KB": 100 * 1024, "100MB": 100 * 1024 * 1024}
+        for name, size in files.items():
+            path = root / "images" / f"bench-{name}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(size))
+        port, socket, peer_port = free_port(), tmp / "stowage.sock", free_port()
+        base = f"http://127.0.0.1:{port}"
+        static = f"        location /static/ {{ alias {root}/; }}"
+        conf = render_site(
+            prefix,
+            port=port,
+            socket=socket,
+            root=root,
+            secret=SECRET,
+            body_limit="1m",
+            extra=static,
+        )
+        env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base)
+        peer_env = {**os.environ, "BENCH_ROOT": str(root)}
+        with (
+            running([str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env),
+            running([nginx_binary(), "-c", str(conf)], ready_url=f"{base}/static/"),
+            running(
+                [
+                    str(BIN / "uvicorn"),
+                    "bench.fileresponse_app:app",
+                    "--port",
+                    str(peer_port),
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                env=peer_env,
+                ready_url=f"http://127.0.0.1:{peer_port}/docs",
+            ),
+        ):
+            wait_for_socket(socket)
+            wait_for_http(f"{base}/healthz")
+            rows = []
+            for name in files:
+                key = f"images/bench-{name}.bin"
+                urls = {
+                    "a) signed URL via Nginx": sign_file_url(base, key, SECRET, ttl=3600),
+                    "b) plain Nginx static": f"{base}/static/{key}",
+                    "c) uvicorn FileResponse": f"http://127.0.0.1:{peer_port}/files/{key}",
+                }
+                connections = args.connections if name == "100KB" else 4
+                results = {}
+                for label, url in urls.items():
+                    results[label] = wrk(url, seconds=args.seconds, connections=connections)
+                    time.sleep(1)
+                rows.append((name, connections, results))
+
+    print("| file | connections | path | requests/s | MB/s |\n|---|---|---|---|---|")
+    for name, connections, results in rows:
+        for label, (rps, mbps) in results.items():
+            print(f"| {name} | {connections} | {label} | {rps:,.0f} | {mbps:,.0f} |")
+    for name, _, results in rows:
+        a, b, c = (results[k][0] for k in sorted(results))
+        print(f"\n{name}: (a)/(b) = {a / b:.2f}x, (a)/(c) = {a / c:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
