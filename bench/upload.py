@@ -109,7 +109,8 @@ def main() -> None:
             upload_seconds = time.perf_counter() - started
             peak = peak_rss_mib(service.pid)
             response = (tmp / "response.json").read_text()
-        assert result.stdout == "201", (result, response)
+        if result.stdout != "201":
+            raise RuntimeError(f"upload failed: {result.stdout} {response}")
 
     mib = size / 1024**2
     print("| measure | value |\n|---|---|")
