@@ -117,9 +117,8 @@ def main() -> None:
     print(f"| upload size | {mib:,.0f} MiB |")
     print(f"| service RSS idle / peak during upload | {idle:.0f} MiB / {peak:.0f} MiB |")
     print(f"| dd (bs=8M, conv=fsync) | {mib / dd_seconds:,.0f} MiB/s |")
-    print(
-        f"| upload via Nginx -> stowage (SHA-256, fsync, rename) | {mib / upload_seconds:,.0f} MiB/s |"
-    )
+    rate = mib / upload_seconds
+    print(f"| upload via Nginx -> stowage (SHA-256, fsync, rename) | {rate:,.0f} MiB/s |")
     print(f"\nupload / dd = {dd_seconds / upload_seconds:.2f}x")
 
 
