@@ -4,7 +4,7 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.buckets import AccessLogBucket, private_bucket_props
+from stacks.constructs.buckets import AccessLogBucket, media_bucket_props
 from stacks.constructs.keys import customer_key
 
 
@@ -37,13 +37,9 @@ class ReplicaStack(Stack):
             self,
             "ReplicaBucket",
             bucket_name=f"{app_name}-replica-{self.account}-{self.region}",
-            **private_bucket_props(),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.replica_key,
-            bucket_key_enabled=True,
-            versioned=True,
-            server_access_logs_bucket=access_logs.bucket,
-            server_access_logs_prefix="replica/",
+            **media_bucket_props(
+                key=self.replica_key, access_logs=access_logs.bucket, log_prefix="replica/"
+            ),
             lifecycle_rules=[
                 s3.LifecycleRule(
                     id="Housekeeping",

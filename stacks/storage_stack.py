@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.buckets import AccessLogBucket, private_bucket_props
+from stacks.constructs.buckets import AccessLogBucket, media_bucket_props
 from stacks.constructs.catalog_table import CatalogTable
 from stacks.constructs.keys import customer_key
 from stacks.constructs.monitoring import REQUEST_METRICS_FILTER, Monitoring
@@ -103,13 +103,9 @@ class StorageStack(Stack):
         self.media_bucket = s3.Bucket(
             self,
             "MediaBucket",
-            **private_bucket_props(),
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.media_key,
-            bucket_key_enabled=True,
-            versioned=True,
-            server_access_logs_bucket=self.access_logs,
-            server_access_logs_prefix="media/",
+            **media_bucket_props(
+                key=self.media_key, access_logs=self.access_logs, log_prefix="media/"
+            ),
             metrics=[s3.BucketMetrics(id=REQUEST_METRICS_FILTER)],
             lifecycle_rules=lifecycle_rules,
             cors=[self._upload_cors_rule(cors_allowed_origins)] if cors_allowed_origins else None,

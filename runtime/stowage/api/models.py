@@ -22,17 +22,8 @@ class UploadOut(BaseModel):
 
     @classmethod
     def of(cls, record: Record, download_url: str) -> UploadOut:
-        return cls(
-            id=record.id,
-            key=record.key,
-            size=record.size,
-            sha256=record.sha256,
-            content_type=record.content_type,
-            is_temp=record.is_temp,
-            created_at=record.created_at,
-            download_url=download_url,
-            backend=record.backend,
-        )
+        facts = {name: getattr(record, name) for name in cls.model_fields if name != "download_url"}
+        return cls(**facts, download_url=download_url)
 
 
 class UploadList(BaseModel):
