@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from stowage.backends import HybridBackend, LocalBackend, S3Backend
+from stowage.backends.base import ChecksumMismatch, ObjectAttributes
 from stowage.errors import Conflict, InvalidKey
 
 BAD_KEYS = [
@@ -174,6 +175,25 @@ class TestContract:
         for thread in threads:
             thread.join()
         assert backend.read_all("images/race.bin") in payloads
+
+    def test_a_promised_sha256_is_checked_and_attributes_kept(self, backend):
+        key = "processed/2026/01/01/p.bin"
+        data = os.urandom(20 * 1024 * 1024)  # above the S3 multipart threshold
+        digest = hashlib.sha256(data).hexdigest()
+        with pytest.raises(ChecksumMismatch):
+            backend.put_stream(key, io.BytesIO(data), sha256="0" * 64)
+        assert not backend.exists(key)
+        attributes = ObjectAttributes(cache_control="public, max-age=60", metadata={"owner": "a"})
+        info = backend.put_stream(
+            key, io.BytesIO(data), content_type="video/mp4", sha256=digest, attributes=attributes
+        )
+        assert info.sha256 == digest
+        head = backend.head(key)
+        assert (head.content_type, head.cache_control, head.metadata) == (
+            "video/mp4",
+            "public, max-age=60",
+            {"owner": "a"},
+        )
 
     def test_multipart_upload(self, backend, tmp_path):
         key = "videos/2026/01/01/big.bin"

@@ -9,6 +9,7 @@ Contract (checked by tests/runtime/test_backend_contract.py for every backend):
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -31,6 +32,22 @@ class ObjectInfo:
     content_type: str | None = None
     version_id: str | None = None
     backend: str | None = None
+    cache_control: str | None = None
+    metadata: dict[str, str] | None = None  # user metadata, besides Stowage's own sha256
+    kms_key_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectAttributes:
+    """What a copy carries over besides bytes and content type."""
+
+    cache_control: str | None = None
+    metadata: dict[str, str] | None = None
+    kms_key_id: str | None = None
+
+
+class ChecksumMismatch(Exception):
+    """The bytes read did not hash to what the source promised; nothing was kept."""
 
 
 class Backend(ABC):
@@ -40,15 +57,29 @@ class Backend(ABC):
 
     @abstractmethod
     def put_file(
-        self, key: str, path: Path, *, sha256: str, content_type: str | None
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
         """Store the complete file at ``path`` (already hashed) under ``key``, consuming it."""
 
     @abstractmethod
     def put_stream(
-        self, key: str, stream: BinaryIO, *, content_type: str | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
-        """Store everything read from ``stream`` under ``key``; the result carries its SHA-256."""
+        """Store everything read from ``stream`` under ``key``; the result carries the SHA-256
+        of the bytes stored. With ``sha256`` given, a mismatch removes what was written and
+        raises :class:`ChecksumMismatch`."""
 
     @abstractmethod
     def head(self, key: str) -> ObjectInfo:
@@ -114,13 +145,21 @@ class Backend(ABC):
 
 
 class HashingReader:
-    """Wraps a binary stream; hashes and counts what passes through, enforcing a size limit."""
+    """Wraps a binary stream; hashes and counts what passes through, enforcing a size limit.
 
-    def __init__(self, stream: BinaryIO, limit: int | None = None) -> None:
+    With ``part_size`` it also hashes each ``part_size`` slice, to predict the composite
+    checksum S3 stores for a multipart upload made with that part size.
+    """
+
+    def __init__(self, stream, limit: int | None = None, part_size: int | None = None) -> None:
         self._stream = stream
         self._limit = limit
+        self._part_size = part_size
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._parts: list[bytes] = []
+        self._part = hashlib.sha256()
+        self._part_fill = 0
 
     def read(self, size: int = -1) -> bytes:
         data = self._stream.read(size)
@@ -128,7 +167,25 @@ class HashingReader:
         if self._limit is not None and self.size > self._limit:
             raise TooLarge(f"body exceeds {self._limit} bytes")
         self.sha256.update(data)
+        if self._part_size:
+            view = memoryview(data)
+            while view:
+                take = min(len(view), self._part_size - self._part_fill)
+                self._part.update(view[:take])
+                self._part_fill += take
+                view = view[take:]
+                if self._part_fill == self._part_size:
+                    self._parts.append(self._part.digest())
+                    self._part, self._part_fill = hashlib.sha256(), 0
         return data
 
     def hexdigest(self) -> str:
         return self.sha256.hexdigest()
+
+    def s3_checksum(self) -> str:
+        """Base64 SHA-256 as S3 reports it: of the object, or of the part digests when the
+        body was large enough to go up in parts."""
+        if not self._part_size or self.size < self._part_size:
+            return base64.b64encode(self.sha256.digest()).decode()
+        parts = self._parts + ([self._part.digest()] if self._part_fill else [])
+        return base64.b64encode(hashlib.sha256(b"".join(parts)).digest()).decode()

@@ -56,11 +56,17 @@ class HybridBackend(Backend):
                 return backend
         raise FileNotFoundError(key)
 
-    def put_file(self, key, path: Path, *, sha256, content_type) -> ObjectInfo:
-        return self.for_new(key).put_file(key, path, sha256=sha256, content_type=content_type)
+    def put_file(self, key, path: Path, *, sha256, content_type, attributes=None) -> ObjectInfo:
+        return self.for_new(key).put_file(
+            key, path, sha256=sha256, content_type=content_type, attributes=attributes
+        )
 
-    def put_stream(self, key, stream: BinaryIO, *, content_type=None) -> ObjectInfo:
-        return self.for_new(key).put_stream(key, stream, content_type=content_type)
+    def put_stream(
+        self, key, stream: BinaryIO, *, content_type=None, sha256=None, attributes=None
+    ) -> ObjectInfo:
+        return self.for_new(key).put_stream(
+            key, stream, content_type=content_type, sha256=sha256, attributes=attributes
+        )
 
     def head(self, key: str) -> ObjectInfo:
         return self._holder(key).head(key)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterable, Iterator
@@ -16,7 +17,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from stowage.backends.base import CHUNK_SIZE, Backend, ObjectInfo
+from stowage.backends.base import (
+    CHUNK_SIZE,
+    Backend,
+    ChecksumMismatch,
+    ObjectAttributes,
+    ObjectInfo,
+)
 from stowage.errors import Conflict, DiskFull, InvalidKey, TooLarge
 from stowage.keys import RESERVED_SEGMENTS, validate_key, validate_prefix
 
@@ -24,6 +31,8 @@ SPOOL_DIR = ".stowage-tmp"
 _RESERVED = RESERVED_SEGMENTS
 XATTR_SHA256 = "user.stowage.sha256"
 XATTR_TYPE = "user.stowage.content_type"
+XATTR_CACHE = "user.stowage.cache_control"
+XATTR_META = "user.stowage.metadata"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -43,8 +52,8 @@ class LocalBackend(Backend):
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
         self.spool_dir = self.root / SPOOL_DIR
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
 
     # -- paths -------------------------------------------------------------------------
 
@@ -59,6 +68,7 @@ class LocalBackend(Backend):
 
     def spool_file(self) -> Path:
         """A new, unique spool path on the media filesystem (caller creates the file)."""
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
         return self.spool_dir / f"{os.getpid()}-{os.urandom(8).hex()}.part"
 
     @staticmethod
@@ -87,11 +97,17 @@ class LocalBackend(Backend):
     # -- writes ------------------------------------------------------------------------
 
     def put_file(
-        self, key: str, path: Path, *, sha256: str, content_type: str | None
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
         target = self.path_for(key)
         try:
-            self._set_attrs(path, sha256, content_type)
+            self._set_attrs(path, sha256, content_type, attributes)
             with open(path, "rb+") as handle:
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,15 +118,26 @@ class LocalBackend(Backend):
             if disk_full(exc):
                 raise DiskFull("no space left on the media filesystem") from None
             raise
-        return self._info(key, target, sha256=sha256, content_type=content_type)
+        return self.head(key)
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, content_type: str | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
         self.path_for(key)
         spool = self.spool_file()
-        sha256, _ = self._write_new(spool, iter(lambda: stream.read(CHUNK_SIZE), b""))
-        return self.put_file(key, spool, sha256=sha256, content_type=content_type)
+        written, _ = self._write_new(spool, iter(lambda: stream.read(CHUNK_SIZE), b""))
+        if sha256 is not None and written != sha256:
+            spool.unlink(missing_ok=True)
+            raise ChecksumMismatch(f"{key}: read {written}, expected {sha256}")
+        return self.put_file(
+            key, spool, sha256=written, content_type=content_type, attributes=attributes
+        )
 
     def move(self, source: str, destination: str) -> ObjectInfo:
         src, dst = self.path_for(source), self.path_for(destination)
@@ -154,7 +181,7 @@ class LocalBackend(Backend):
     def start_multipart(self, key: str, *, content_type: str | None) -> str:
         self.path_for(key)
         handle = os.urandom(12).hex()
-        self._parts_dir(handle).mkdir()
+        self._parts_dir(handle).mkdir(parents=True)
         return handle
 
     def part_url(self, key: str, handle: str, number: int, *, expires_in: int) -> None:
@@ -201,8 +228,7 @@ class LocalBackend(Backend):
         path = self.path_for(key)
         if not path.is_file():
             raise FileNotFoundError(key)
-        sha256, content_type = self._get_attrs(path)
-        return self._info(key, path, sha256=sha256, content_type=content_type)
+        return self._info(key, path)
 
     def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         path = self.path_for(key)
@@ -263,36 +289,44 @@ class LocalBackend(Backend):
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _info(
-        self, key: str, path: Path, *, sha256: str | None, content_type: str | None
-    ) -> ObjectInfo:
+    def _info(self, key: str, path: Path) -> ObjectInfo:
         stat = path.stat()
+        attrs = self._get_attrs(path)
+        metadata = attrs.get(XATTR_META)
         return ObjectInfo(
             key=key,
             size=stat.st_size,
             modified=datetime.fromtimestamp(stat.st_mtime, UTC),
-            sha256=sha256,
-            content_type=content_type,
+            sha256=attrs.get(XATTR_SHA256),
+            content_type=attrs.get(XATTR_TYPE),
             backend=self.name,
+            cache_control=attrs.get(XATTR_CACHE),
+            metadata=json.loads(metadata) if metadata else None,
         )
 
     @staticmethod
-    def _set_attrs(path: Path, sha256: str, content_type: str | None) -> None:
-        """Keep the hash (and type) with the file, so reindexing needs no re-read."""
+    def _set_attrs(
+        path: Path, sha256: str, content_type: str | None, attributes: ObjectAttributes | None
+    ) -> None:
+        """Keep the hash, type and copied attributes with the file (extended attributes), so
+        reindexing and migration need no re-read; filesystems without xattrs just lose them."""
+        values = {XATTR_SHA256: sha256, XATTR_TYPE: content_type}
+        if attributes:
+            values[XATTR_CACHE] = attributes.cache_control
+            if attributes.metadata:
+                values[XATTR_META] = json.dumps(attributes.metadata, sort_keys=True)
         try:
-            os.setxattr(path, XATTR_SHA256, sha256.encode())
-            if content_type:
-                os.setxattr(path, XATTR_TYPE, content_type.encode())
+            for name, value in values.items():
+                if value:
+                    os.setxattr(path, name, value.encode())
         except OSError as exc:
-            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM):
+            if exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM, errno.E2BIG):
                 raise
 
     @staticmethod
-    def _get_attrs(path: Path) -> tuple[str | None, str | None]:
-        values = []
-        for name in (XATTR_SHA256, XATTR_TYPE):
-            try:
-                values.append(os.getxattr(path, name).decode())
-            except OSError:
-                values.append(None)
-        return values[0], values[1]
+    def _get_attrs(path: Path) -> dict[str, str]:
+        try:
+            names = [n for n in os.listxattr(path) if n.startswith("user.stowage.")]
+            return {name: os.getxattr(path, name).decode() for name in names}
+        except OSError:
+            return {}

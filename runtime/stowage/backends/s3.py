@@ -17,7 +17,14 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from stowage.backends.base import CHUNK_SIZE, Backend, HashingReader, ObjectInfo
+from stowage.backends.base import (
+    CHUNK_SIZE,
+    Backend,
+    ChecksumMismatch,
+    HashingReader,
+    ObjectAttributes,
+    ObjectInfo,
+)
 from stowage.errors import BackendError, BadRequest, Conflict
 from stowage.keys import validate_key, validate_prefix
 
@@ -67,21 +74,39 @@ class S3Backend(Backend):
     def _k(self, key: str) -> str:
         return self.prefix + validate_key(key)
 
-    def _write_args(self, sha256: str | None, content_type: str | None) -> dict[str, Any]:
+    def _write_args(
+        self,
+        sha256: str | None,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
+    ) -> dict[str, Any]:
+        attributes = attributes or ObjectAttributes()
         args: dict[str, Any] = {}
+        metadata = dict(attributes.metadata or {})
         if sha256:
-            args["Metadata"] = {"sha256": sha256}
+            metadata["sha256"] = sha256
+        if metadata:
+            args["Metadata"] = metadata
         if content_type:
             args["ContentType"] = content_type
-        if self.kms_key_id:
+        if attributes.cache_control:
+            args["CacheControl"] = attributes.cache_control
+        kms_key = self.kms_key_id or attributes.kms_key_id
+        if kms_key:
             args["ServerSideEncryption"] = "aws:kms"
-            args["SSEKMSKeyId"] = self.kms_key_id
+            args["SSEKMSKeyId"] = kms_key
         return args
 
     # -- writes ------------------------------------------------------------------------
 
     def put_file(
-        self, key: str, path: Path, *, sha256: str, content_type: str | None
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
         s3_key = self._k(key)
         try:
@@ -89,7 +114,10 @@ class S3Backend(Backend):
                 str(path),
                 self.bucket,
                 s3_key,
-                ExtraArgs={**self._write_args(sha256, content_type), "ChecksumAlgorithm": "SHA256"},
+                ExtraArgs={
+                    **self._write_args(sha256, content_type, attributes),
+                    "ChecksumAlgorithm": "SHA256",
+                },
                 Config=self.transfer,
             )
         except ClientError as exc:
@@ -99,22 +127,92 @@ class S3Backend(Backend):
         return self.head(key)
 
     def put_stream(
-        self, key: str, stream: BinaryIO, *, content_type: str | None = None
+        self,
+        key: str,
+        stream: BinaryIO,
+        *,
+        content_type: str | None = None,
+        sha256: str | None = None,
+        attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
-        # The SHA-256 goes into metadata, which S3 takes before the body: hash on the way to
-        # a spool file on disk (bounded memory), then upload that file.
         self._k(key)
+        if sha256 is None:
+            # The SHA-256 goes into metadata, which S3 takes before the body: hash on the
+            # way to a spool file on disk (bounded memory), then upload that file.
+            return self._put_spooled(key, stream, content_type, attributes)
+        reader = HashingReader(stream, part_size=self.transfer.multipart_chunksize)
+        args = {**self._write_args(sha256, content_type, attributes), "ChecksumAlgorithm": "SHA256"}
+        try:
+            self.client.upload_fileobj(
+                reader, self.bucket, self._k(key), ExtraArgs=args, Config=self.transfer
+            )
+        except ClientError as exc:
+            raise BackendError(f"S3 upload of {key} failed: {exc}") from None
+        info = self.head(key)
+        if reader.hexdigest() != sha256:
+            self._remove_version(key, info.version_id)
+            raise ChecksumMismatch(f"{key}: read {reader.hexdigest()}, expected {sha256}")
+        self._check_stored(key, info, reader)
+        return info
+
+    def _put_spooled(self, key, stream, content_type, attributes) -> ObjectInfo:
+        if self.spool_dir:
+            self.spool_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=self.spool_dir, delete=False, suffix=".part") as out:
             try:
-                reader = HashingReader(stream)
+                reader = HashingReader(stream, part_size=self.transfer.multipart_chunksize)
                 while chunk := reader.read(CHUNK_SIZE):
                     out.write(chunk)
             except BaseException:
                 Path(out.name).unlink(missing_ok=True)
                 raise
-        return self.put_file(
-            key, Path(out.name), sha256=reader.hexdigest(), content_type=content_type
+        info = self.put_file(
+            key,
+            Path(out.name),
+            sha256=reader.hexdigest(),
+            content_type=content_type,
+            attributes=attributes,
         )
+        self._check_stored(key, info, reader)
+        return info
+
+    def _check_stored(self, key: str, info: ObjectInfo, reader: HashingReader) -> None:
+        """Compare S3's checksum of the stored bytes with ours; remove the write if they differ."""
+        stored = self.stored_checksum(key)
+        if stored is not None and stored != reader.s3_checksum():
+            self._remove_version(key, info.version_id)
+            raise ChecksumMismatch(f"{key}: S3 stored {stored}, sent {reader.s3_checksum()}")
+
+    def stored_checksum(self, key: str) -> str | None:
+        """S3's own SHA-256 checksum of what it stored (base64; composite for multipart
+        uploads, without the ``-N`` part count), or ``None`` if S3 kept none."""
+        response = self.client.head_object(
+            Bucket=self.bucket, Key=self._k(key), ChecksumMode="ENABLED"
+        )
+        checksum = response.get("ChecksumSHA256")
+        return checksum.split("-")[0] if checksum else None
+
+    def _remove_version(self, key: str, version_id: str | None) -> None:
+        args = {"Bucket": self.bucket, "Key": self._k(key)}
+        if version_id and version_id != "null":
+            args["VersionId"] = version_id
+        self.client.delete_object(**args)
+
+    def delete_version(self, key: str, version_id: str) -> None:
+        """Remove one version (or delete marker) for good: undoes exactly one write."""
+        self.client.delete_object(Bucket=self.bucket, Key=self._k(key), VersionId=version_id)
+
+    def versioned(self) -> bool:
+        status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
+        return status == "Enabled"
+
+    def latest_delete_marker(self, key: str) -> str | None:
+        """The version id of the delete marker that hides ``key``, if one does."""
+        response = self.client.list_object_versions(Bucket=self.bucket, Prefix=self._k(key))
+        for marker in response.get("DeleteMarkers", []):
+            if marker["Key"] == self._k(key) and marker["IsLatest"]:
+                return marker["VersionId"]
+        return None
 
     def move(self, source: str, destination: str) -> ObjectInfo:
         src, dst = self._k(source), self._k(destination)
@@ -212,14 +310,19 @@ class S3Backend(Backend):
             if _missing(exc):
                 raise FileNotFoundError(key) from None
             raise BackendError(f"S3 head of {key} failed: {exc}") from None
+        metadata = dict(response.get("Metadata", {}))
+        sha256 = metadata.pop("sha256", None)
         return ObjectInfo(
             key=key,
             size=response["ContentLength"],
             modified=response["LastModified"],
-            sha256=response.get("Metadata", {}).get("sha256"),
+            sha256=sha256,
             content_type=response.get("ContentType"),
             version_id=response.get("VersionId"),
             backend=self.name,
+            cache_control=response.get("CacheControl"),
+            metadata=metadata or None,
+            kms_key_id=response.get("SSEKMSKeyId"),
         )
 
     def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
