@@ -125,6 +125,11 @@ class Backend(ABC):
     def abort_multipart(self, key: str, handle: str) -> None:
         """Discard every part received so far."""
 
+    def open_object(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]]:
+        """The object's facts and its bytes, read consistently (backends may do it in one
+        request)."""
+        return self.head(key), self.open_range(key)
+
     def exists(self, key: str) -> bool:
         try:
             self.head(key)

@@ -108,12 +108,31 @@ class S3Backend(Backend):
         content_type: str | None,
         attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
-        s3_key = self._k(key)
+        try:
+            return self.upload_path(
+                key, path, sha256=sha256, content_type=content_type, attributes=attributes
+            )
+        finally:
+            path.unlink(missing_ok=True)
+
+    def upload_path(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
+        s3_checksum: str | None = None,
+    ) -> ObjectInfo:
+        """Upload a file that stays where it is (seekable: parts are read from disk, not
+        buffered). With ``s3_checksum`` (see ``HashingReader.s3_checksum``) S3's checksum of
+        what it stored must match, or the write is removed."""
         try:
             self.client.upload_file(
                 str(path),
                 self.bucket,
-                s3_key,
+                self._k(key),
                 ExtraArgs={
                     **self._write_args(sha256, content_type, attributes),
                     "ChecksumAlgorithm": "SHA256",
@@ -122,9 +141,11 @@ class S3Backend(Backend):
             )
         except ClientError as exc:
             raise BackendError(f"S3 upload of {key} failed: {exc}") from None
-        finally:
-            path.unlink(missing_ok=True)
-        return self.head(key)
+        info, stored = self._head_with_checksum(key)
+        if s3_checksum is not None and stored is not None and stored != s3_checksum:
+            self._remove_version(key, info.version_id)
+            raise ChecksumMismatch(f"{key}: S3 stored {stored}, read {s3_checksum}")
+        return info
 
     def put_stream(
         self,
@@ -178,7 +199,7 @@ class S3Backend(Backend):
 
     def _check_stored(self, key: str, info: ObjectInfo, reader: HashingReader) -> None:
         """Compare S3's checksum of the stored bytes with ours; remove the write if they differ."""
-        stored = self.stored_checksum(key)
+        _, stored = self._head_with_checksum(key)
         if stored is not None and stored != reader.s3_checksum():
             self._remove_version(key, info.version_id)
             raise ChecksumMismatch(f"{key}: S3 stored {stored}, sent {reader.s3_checksum()}")
@@ -186,11 +207,7 @@ class S3Backend(Backend):
     def stored_checksum(self, key: str) -> str | None:
         """S3's own SHA-256 checksum of what it stored (base64; composite for multipart
         uploads, without the ``-N`` part count), or ``None`` if S3 kept none."""
-        response = self.client.head_object(
-            Bucket=self.bucket, Key=self._k(key), ChecksumMode="ENABLED"
-        )
-        checksum = response.get("ChecksumSHA256")
-        return checksum.split("-")[0] if checksum else None
+        return self._head_with_checksum(key)[1]
 
     def _remove_version(self, key: str, version_id: str | None) -> None:
         args = {"Bucket": self.bucket, "Key": self._k(key)}
@@ -304,12 +321,22 @@ class S3Backend(Backend):
     # -- reads -------------------------------------------------------------------------
 
     def head(self, key: str) -> ObjectInfo:
+        return self._head_with_checksum(key, checksum=False)[0]
+
+    def _head_with_checksum(self, key: str, *, checksum: bool = True):
+        args = {"Bucket": self.bucket, "Key": self._k(key)}
+        if checksum:
+            args["ChecksumMode"] = "ENABLED"
         try:
-            response = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+            response = self.client.head_object(**args)
         except ClientError as exc:
             if _missing(exc):
                 raise FileNotFoundError(key) from None
             raise BackendError(f"S3 head of {key} failed: {exc}") from None
+        stored = response.get("ChecksumSHA256")
+        return self._info(key, response), stored.split("-")[0] if stored else None
+
+    def _info(self, key: str, response: dict) -> ObjectInfo:
         metadata = dict(response.get("Metadata", {}))
         sha256 = metadata.pop("sha256", None)
         return ObjectInfo(
@@ -324,6 +351,16 @@ class S3Backend(Backend):
             metadata=metadata or None,
             kms_key_id=response.get("SSEKMSKeyId"),
         )
+
+    def open_object(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]]:
+        """One GET: the object's facts as served, and its bytes."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(key) from None
+            raise BackendError(f"S3 read of {key} failed: {exc}") from None
+        return self._info(key, response), self._chunks(response["Body"])
 
     def open_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": self._k(key)}

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from stowage.backends import Backend, LocalBackend
-from stowage.backends.base import ObjectAttributes, ObjectInfo
+from stowage.backends.base import HashingReader, ObjectAttributes, ObjectInfo
 from stowage.errors import BadRequest, StowageError
 from stowage.migrate.manifest import (
     CONFLICT,
@@ -287,35 +287,66 @@ class Migration:
         progress.add_object()
 
     def _transfer(self, entry: Entry, limit: RateLimit, progress: Progress) -> None:
-        src = self.source.head(entry.key)
-        if (src.size, src.version_id) != (entry.size, entry.src_version) or (
-            src.modified.isoformat() != entry.src_modified
-        ):
-            # The source changed since planning: plan this object again.
-            log.info("source changed; re-planned", extra={"key": entry.key})
-            entry.size, entry.src_version = src.size, src.version_id
-            entry.src_modified, entry.src_sha256 = src.modified.isoformat(), src.sha256
         if self._adopt_existing(entry):
             return
-        expected = entry.src_sha256 or src.sha256
-        if expected is None and isinstance(self.source, LocalBackend):
-            expected = hash_object(self.source, entry.key)  # cheap: page cache
         if entry.action == OVERWRITE:
             self._keep_previous(entry)
-        reader = SourceReader(self.source.open_range(entry.key), limit, progress)
+        if isinstance(self.source, LocalBackend) and hasattr(self.destination, "upload_path"):
+            self._upload_local_file(entry, limit, progress)
+            return
+        src, chunks = self.source.open_object(entry.key)
+        self._note_changes(entry, src)
+        expected = entry.src_sha256 or src.sha256
+        reader = SourceReader(chunks, limit, progress)
         info = self.destination.put_stream(
             entry.key,
             reader,
             content_type=src.content_type,
             sha256=expected,
-            attributes=ObjectAttributes(
-                cache_control=src.cache_control, metadata=src.metadata, kms_key_id=src.kms_key_id
-            ),
+            attributes=_attributes(src),
         )
         if reader.size != src.size:
             raise StowageError(f"read {reader.size} bytes of {src.size}")
         entry.src_sha256 = reader.sha256.hexdigest()
         self._verify_destination(entry, info)
+
+    def _upload_local_file(self, entry: Entry, limit: RateLimit, progress: Progress) -> None:
+        """Disk -> S3: hash the file (and its S3 part checksums) first, then let S3 read the
+        parts from disk; S3's checksum of what it stored must equal ours."""
+        path = self.source.path_for(entry.key)
+        src = self.source.head(entry.key)
+        self._note_changes(entry, src)
+        with open(path, "rb") as handle:
+            reader = HashingReader(handle, part_size=self.destination.transfer.multipart_chunksize)
+            while chunk := reader.read(1024 * 1024):
+                limit.take(len(chunk))
+                progress.add_bytes(len(chunk))
+        if reader.size != src.size:
+            raise StowageError(f"{entry.key} changed while it was read")
+        entry.src_sha256 = reader.hexdigest()
+        info = self.destination.upload_path(
+            entry.key,
+            path,
+            sha256=entry.src_sha256,
+            content_type=src.content_type,
+            attributes=_attributes(src),
+            s3_checksum=reader.s3_checksum(),
+        )
+        if info.size != src.size or self.source.head(entry.key).modified != src.modified:
+            raise StowageError(f"{entry.key} changed during the upload; rerun to copy it again")
+        self._verify_destination(entry, info)
+
+    @staticmethod
+    def _note_changes(entry: Entry, src: ObjectInfo) -> None:
+        """A source object that changed since planning is planned again from what is read now."""
+        if (src.size, src.version_id, src.modified.isoformat()) != (
+            entry.size,
+            entry.src_version,
+            entry.src_modified,
+        ):
+            log.info("source changed; re-planned", extra={"key": entry.key})
+            entry.size, entry.src_version = src.size, src.version_id
+            entry.src_modified, entry.src_sha256 = src.modified.isoformat(), src.sha256
 
     def _adopt_existing(self, entry: Entry) -> bool:
         """After a crash the destination may already hold this run's complete copy (writes
@@ -448,6 +479,12 @@ class Migration:
 
     def cleanup_backups(self) -> None:
         shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _attributes(src: ObjectInfo) -> ObjectAttributes:
+    return ObjectAttributes(
+        cache_control=src.cache_control, metadata=src.metadata, kms_key_id=src.kms_key_id
+    )
 
 
 class _IterReader:

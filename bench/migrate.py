@@ -1,0 +1,111 @@
+"""bench/migrate: the same data set S3 -> local and local -> S3 against one moto server,
+Stowage (full SHA-256 verification) versus `rclone copy` at the same parallelism.
+
+Usage: .venv/bin/python -m bench.migrate [--small 2000] [--large 8] [--workers 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import boto3
+
+from tests.helpers import ensure_debian_packages, free_port, running
+
+BIN = Path(sys.executable).parent
+
+
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MiB) of one command and its children."""
+    started = time.perf_counter()
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{args[0]} failed: {process.stderr.read().decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--small", type=int, default=2000, help="number of 64 KiB objects")
+    parser.add_argument("--large", type=int, default=8, help="number of 64 MiB objects")
+    parser.add_argument("--workers", type=int, default=16)
+    args = parser.parse_args()
+    rclone = ensure_debian_packages("rclone", binary="rclone")
+
+    with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
+        tmp = Path(tmp)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = {
+            **{k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"},
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+            "AWS_ENDPOINT_URL_S3": url,
+            "STOWAGE_MIGRATION_DIR": str(tmp / "runs"),
+        }
+        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                               "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3")})
+        config = tmp / "rclone.conf"
+        config.write_text(
+            f"[moto]\ntype = s3\nprovider = Other\naccess_key_id = testing\n"
+            f"secret_access_key = testing\nendpoint = {url}\nregion = eu-west-1\n"
+        )
+        rclone_cmd = [rclone, "--config", str(config), "copy", "--transfers", str(args.workers),
+                      "--checkers", str(args.workers)]
+        stowage_cmd = [str(BIN / "stowage"), "migrate", "--quiet", "--workers", str(args.workers)]
+
+        source = tmp / "source"
+        for n in range(args.small):
+            path = source / "images" / f"{n // 100:02d}" / f"{n:05d}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(os.urandom(64 * 1024))
+        for n in range(args.large):
+            path = source / "videos" / f"{n:02d}.bin"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "wb") as out:
+                for _ in range(64):
+                    out.write(os.urandom(1024 * 1024))
+        total_mb = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) / 1e6
+
+        with running([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                     ready_url=f"{url}/moto-api/"):
+            s3 = boto3.client("s3", endpoint_url=url)
+            for bucket in ("bench-src", "bench-stowage", "bench-rclone"):
+                s3.create_bucket(Bucket=bucket,
+                                 CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+            subprocess.run([*rclone_cmd, str(source), "moto:bench-src"], env=env, check=True)
+
+            results = {}
+            results["S3 -> local", "stowage"] = timed(
+                [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env)
+            results["S3 -> local", "rclone"] = timed(
+                [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env)
+            shutil.rmtree(tmp / "to-local-stowage")
+            shutil.rmtree(tmp / "to-local-rclone")
+            results["local -> S3", "stowage"] = timed(
+                [*stowage_cmd, str(source), "s3://bench-stowage"], env)
+            results["local -> S3", "rclone"] = timed(
+                [*rclone_cmd, str(source), "moto:bench-rclone"], env)
+
+    print(f"data set: {args.small} x 64 KiB + {args.large} x 64 MiB = {total_mb:,.0f} MB;"
+          f" parallelism {args.workers}\n")
+    print("| direction | tool | wall (s) | MB/s | peak RSS (MiB) |\n|---|---|---|---|---|")
+    for (direction, tool), (seconds, rss) in results.items():
+        print(f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |")
+    for direction in ("S3 -> local", "local -> S3"):
+        ratio = results[direction, "rclone"][0] / results[direction, "stowage"][0]
+        print(f"\n{direction}: Stowage throughput = {ratio:.2f}x rclone")
+
+
+if __name__ == "__main__":
+    main()
