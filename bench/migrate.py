@@ -53,15 +53,32 @@ def main() -> None:
             "AWS_ENDPOINT_URL_S3": url,
             "STOWAGE_MIGRATION_DIR": str(tmp / "runs"),
         }
-        os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                               "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_S3")})
+        os.environ.update(
+            {
+                k: env[k]
+                for k in (
+                    "AWS_ACCESS_KEY_ID",
+                    "AWS_SECRET_ACCESS_KEY",
+                    "AWS_DEFAULT_REGION",
+                    "AWS_ENDPOINT_URL_S3",
+                )
+            }
+        )
         config = tmp / "rclone.conf"
         config.write_text(
             f"[moto]\ntype = s3\nprovider = Other\naccess_key_id = testing\n"
             f"secret_access_key = testing\nendpoint = {url}\nregion = eu-west-1\n"
         )
-        rclone_cmd = [rclone, "--config", str(config), "copy", "--transfers", str(args.workers),
-                      "--checkers", str(args.workers)]
+        rclone_cmd = [
+            rclone,
+            "--config",
+            str(config),
+            "copy",
+            "--transfers",
+            str(args.workers),
+            "--checkers",
+            str(args.workers),
+        ]
         stowage_cmd = [str(BIN / "stowage"), "migrate", "--quiet", "--workers", str(args.workers)]
 
         source = tmp / "source"
@@ -77,28 +94,37 @@ def main() -> None:
                     out.write(os.urandom(1024 * 1024))
         total_mb = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) / 1e6
 
-        with running([str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                     ready_url=f"{url}/moto-api/"):
+        with running(
+            [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            ready_url=f"{url}/moto-api/",
+        ):
             s3 = boto3.client("s3", endpoint_url=url)
             for bucket in ("bench-src", "bench-stowage", "bench-rclone"):
-                s3.create_bucket(Bucket=bucket,
-                                 CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+                s3.create_bucket(
+                    Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+                )
             subprocess.run([*rclone_cmd, str(source), "moto:bench-src"], env=env, check=True)
 
             results = {}
             results["S3 -> local", "stowage"] = timed(
-                [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env)
+                [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env
+            )
             results["S3 -> local", "rclone"] = timed(
-                [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env)
+                [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env
+            )
             shutil.rmtree(tmp / "to-local-stowage")
             shutil.rmtree(tmp / "to-local-rclone")
             results["local -> S3", "stowage"] = timed(
-                [*stowage_cmd, str(source), "s3://bench-stowage"], env)
+                [*stowage_cmd, str(source), "s3://bench-stowage"], env
+            )
             results["local -> S3", "rclone"] = timed(
-                [*rclone_cmd, str(source), "moto:bench-rclone"], env)
+                [*rclone_cmd, str(source), "moto:bench-rclone"], env
+            )
 
-    print(f"data set: {args.small} x 64 KiB + {args.large} x 64 MiB = {total_mb:,.0f} MB;"
-          f" parallelism {args.workers}\n")
+    print(
+        f"data set: {args.small} x 64 KiB + {args.large} x 64 MiB = {total_mb:,.0f} MB;"
+        f" parallelism {args.workers}\n"
+    )
     print("| direction | tool | wall (s) | MB/s | peak RSS (MiB) |\n|---|---|---|---|---|")
     for (direction, tool), (seconds, rss) in results.items():
         print(f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |")

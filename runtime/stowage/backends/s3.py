@@ -7,8 +7,10 @@ each write atomic (no reader ever sees a part of an object).
 
 from __future__ import annotations
 
+import base64
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -128,6 +130,9 @@ class S3Backend(Backend):
         """Upload a file that stays where it is (seekable: parts are read from disk, not
         buffered). With ``s3_checksum`` (see ``HashingReader.s3_checksum``) S3's checksum of
         what it stored must match, or the write is removed."""
+        size = path.stat().st_size
+        if size < self.transfer.multipart_threshold:
+            return self._put_small(key, path, size, sha256, content_type, attributes)
         try:
             self.client.upload_file(
                 str(path),
@@ -143,7 +148,8 @@ class S3Backend(Backend):
             raise BackendError(f"S3 upload of {key} failed: {exc}") from None
         info, stored = self._head_with_checksum(key)
         if s3_checksum is not None and stored is not None and stored != s3_checksum:
-            self._remove_version(key, info.version_id)
+            if info.sha256 == sha256:  # ours (not a concurrent writer's), and corrupted
+                self._remove_version(key, info.version_id)
             raise ChecksumMismatch(f"{key}: S3 stored {stored}, read {s3_checksum}")
         return info
 
@@ -171,7 +177,8 @@ class S3Backend(Backend):
             raise BackendError(f"S3 upload of {key} failed: {exc}") from None
         info = self.head(key)
         if reader.hexdigest() != sha256:
-            self._remove_version(key, info.version_id)
+            if info.sha256 == sha256:  # the object we just wrote under a promise it broke
+                self._remove_version(key, info.version_id)
             raise ChecksumMismatch(f"{key}: read {reader.hexdigest()}, expected {sha256}")
         self._check_stored(key, info, reader)
         return info
@@ -197,12 +204,51 @@ class S3Backend(Backend):
         self._check_stored(key, info, reader)
         return info
 
+    def _put_small(self, key, path, size, sha256, content_type, attributes) -> ObjectInfo:
+        """One PUT carrying our SHA-256 as the request checksum: S3 refuses the body unless
+        the bytes it received hash to exactly that, so no HEAD is needed afterwards."""
+        checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
+        try:
+            with open(path, "rb") as body:
+                response = self.client.put_object(
+                    Bucket=self.bucket,
+                    Key=self._k(key),
+                    Body=body,
+                    ChecksumAlgorithm="SHA256",
+                    ChecksumSHA256=checksum,
+                    **self._write_args(sha256, content_type, attributes),
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("BadDigest", "InvalidRequest"):
+                raise ChecksumMismatch(f"{key}: S3 refused the body: {exc}") from None
+            raise BackendError(f"S3 upload of {key} failed: {exc}") from None
+        if response.get("ChecksumSHA256") not in (None, checksum):
+            raise ChecksumMismatch(f"{key}: S3 stored {response['ChecksumSHA256']}")
+        attributes = attributes or ObjectAttributes()
+        return ObjectInfo(
+            key=key,
+            size=size,
+            modified=datetime.now(UTC),
+            sha256=sha256,
+            content_type=content_type,
+            version_id=response.get("VersionId"),
+            backend=self.name,
+            cache_control=attributes.cache_control,
+            metadata=attributes.metadata,
+            kms_key_id=response.get("SSEKMSKeyId"),
+        )
+
     def _check_stored(self, key: str, info: ObjectInfo, reader: HashingReader) -> None:
-        """Compare S3's checksum of the stored bytes with ours; remove the write if they differ."""
-        _, stored = self._head_with_checksum(key)
-        if stored is not None and stored != reader.s3_checksum():
-            self._remove_version(key, info.version_id)
-            raise ChecksumMismatch(f"{key}: S3 stored {stored}, sent {reader.s3_checksum()}")
+        """Compare S3's checksum of the version we wrote with ours; remove it if they differ.
+
+        Without a version id (unversioned bucket) the latest object may be a concurrent
+        writer's: it is removed only if it carries our hash (so it is ours, and corrupted)."""
+        stored_info, stored = self._head_with_checksum(key, version_id=info.version_id)
+        if stored is None or stored == reader.s3_checksum():
+            return
+        if stored_info.sha256 == reader.hexdigest():
+            self._remove_version(key, stored_info.version_id)
+        raise ChecksumMismatch(f"{key}: S3 stored {stored}, sent {reader.s3_checksum()}")
 
     def stored_checksum(self, key: str) -> str | None:
         """S3's own SHA-256 checksum of what it stored (base64; composite for multipart
@@ -323,8 +369,10 @@ class S3Backend(Backend):
     def head(self, key: str) -> ObjectInfo:
         return self._head_with_checksum(key, checksum=False)[0]
 
-    def _head_with_checksum(self, key: str, *, checksum: bool = True):
+    def _head_with_checksum(self, key: str, *, checksum: bool = True, version_id=None):
         args = {"Bucket": self.bucket, "Key": self._k(key)}
+        if version_id and version_id != "null":
+            args["VersionId"] = version_id
         if checksum:
             args["ChecksumMode"] = "ENABLED"
         try:
