@@ -361,3 +361,30 @@ def test_bad_locations_are_usage_errors(tmp_path):
     assert result.returncode == 3
     assert "locations are s3://bucket/prefix or a local path" in result.stderr
     assert stowage(tmp_path, "status", "nope", check=False).returncode == 2
+
+
+def test_catalog_follows_identical_objects_on_a_rerun(tmp_path, s3, bucket):
+    objects = {"images/2026/01/01/c.png": b"ccc"}
+    fill_s3(s3, bucket, "", objects)
+    catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    catalog = open_catalog(catalog_url)
+    catalog.add(
+        Record(
+            id=new_upload_id(),
+            key="images/2026/01/01/c.png",
+            size=3,
+            sha256=hashlib.sha256(b"ccc").hexdigest(),
+            content_type="image/png",
+            is_temp=False,
+            backend="s3",
+        )
+    )
+    stowage(tmp_path, "migrate", f"s3://{bucket}", str(tmp_path / "dst"))
+    assert catalog.get_by_key("images/2026/01/01/c.png").backend == "s3"
+    stowage(tmp_path, "migrate", f"s3://{bucket}", str(tmp_path / "dst"), "--catalog", catalog_url)
+    assert catalog.get_by_key("images/2026/01/01/c.png").backend == "local"
+    second = sorted((tmp_path / "runs").glob("*.sqlite"))[-1].stem
+    stowage(tmp_path, "rollback", second)
+    assert catalog.get_by_key("images/2026/01/01/c.png").backend == "s3"
+    assert (tmp_path / "dst" / "images/2026/01/01/c.png").exists()  # the first run's copy
+    catalog.close()

@@ -161,7 +161,9 @@ class Options:
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    """Sortable by start time: ``20261121T142115123Z-1a2b3c`` (milliseconds, random tail)."""
+    now = datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
 # --- the migration ---------------------------------------------------------------------------
@@ -247,6 +249,12 @@ class Migration:
             with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
                 for _ in pool.map(lambda e: self._copy_one(e, limit, progress), todo):
                     pass
+            if self.options.catalog_url and not self.stop.is_set():
+                # Identical objects already at the destination are its objects too.
+                for entry in entries:
+                    if entry.action == SKIP and not entry.catalog_prev_backend:
+                        self._update_catalog(entry)
+                        self.manifest.save(entry)
         finally:
             progress.close()
             self._restore_signals(previous)
@@ -405,7 +413,7 @@ class Migration:
             entry.source_marker = self.source.latest_delete_marker(entry.key)
 
     def _update_catalog(self, entry: Entry) -> None:
-        if entry.state != VERIFIED:
+        if entry.state not in (VERIFIED, SKIPPED) or entry.action == CONFLICT:
             return
         catalog = self._open_catalog()
         record = catalog.get_by_key(entry.key)
@@ -427,8 +435,10 @@ class Migration:
         """Undo what this run did, newest state first. Returns counts of what was undone."""
         counts = {"deleted": 0, "restored": 0, "sources_restored": 0, "catalog_restored": 0}
         catalog = None
-        for entry in self.manifest.entries(VERIFIED, FAILED):
+        for entry in self.manifest.entries(VERIFIED, FAILED, SKIPPED):
             if entry.state == FAILED and entry.action != OVERWRITE:
+                continue
+            if entry.state == SKIPPED and not entry.catalog_prev_backend:
                 continue
             if entry.source_deleted:
                 self._restore_source(entry)
@@ -442,7 +452,7 @@ class Migration:
             if entry.action == COPY and entry.state == VERIFIED:
                 self._remove_copy(entry)
                 counts["deleted"] += 1
-            elif entry.action == OVERWRITE:
+            elif entry.action == OVERWRITE and entry.state != SKIPPED:
                 self._restore_previous(entry)
                 counts["restored"] += 1
             entry.state = ROLLED_BACK
