@@ -388,3 +388,94 @@ def test_catalog_follows_identical_objects_on_a_rerun(tmp_path, s3, bucket):
     assert catalog.get_by_key("images/2026/01/01/c.png").backend == "s3"
     assert (tmp_path / "dst" / "images/2026/01/01/c.png").exists()  # the first run's copy
     catalog.close()
+
+
+def test_sigterm_finishes_in_flight_objects_and_resumes(tmp_path, s3, bucket):
+    fill_local(tmp_path / "src", {f"images/{n:02d}.bin": os.urandom(200 * 1024) for n in range(30)})
+    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
+    process = subprocess.Popen(
+        [
+            str(BIN / "stowage"),
+            "migrate",
+            str(tmp_path / "src"),
+            f"s3://{bucket}",
+            "--workers",
+            "2",
+            "--bwlimit",
+            "1M",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not list(tmp_path.glob("runs/*.sqlite")):
+        time.sleep(0.05)
+    time.sleep(1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "--resume" in stderr
+    run_id = next((tmp_path / "runs").glob("*.sqlite")).stem
+    status = json.loads(stowage(tmp_path, "status", run_id, "--json").stdout)
+    assert status["status"] == "interrupted"
+    assert "copy/failed" not in status["counts"]  # in-flight objects were finished, not cut
+    stowage(tmp_path, "migrate", str(tmp_path / "src"), f"s3://{bucket}", "--resume", run_id)
+    assert stowage(tmp_path, "verify", str(tmp_path / "src"), f"s3://{bucket}").returncode == 0
+
+
+def test_s3_to_s3_keeps_attributes_and_kms_key(tmp_path, s3, bucket, moto_url):
+    kms_key = boto3.client("kms", endpoint_url=moto_url).create_key()["KeyMetadata"]["Arn"]
+    s3.put_object(
+        Bucket=bucket,
+        Key="src/images/k.png",
+        Body=b"encrypted",
+        ContentType="image/png",
+        CacheControl="max-age=60",
+        Metadata={"team": "media"},
+        ServerSideEncryption="aws:kms",
+        SSEKMSKeyId=kms_key,
+    )
+    target = f"{bucket}-copy"
+    s3.create_bucket(Bucket=target, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    stowage(tmp_path, "migrate", f"s3://{bucket}/src", f"s3://{target}/dst")
+    head = s3.head_object(Bucket=target, Key="dst/images/k.png")
+    assert (head["ContentType"], head["CacheControl"]) == ("image/png", "max-age=60")
+    assert head["Metadata"]["team"] == "media"
+    assert head["SSEKMSKeyId"] == kms_key
+    assert head["Metadata"]["sha256"] == hashlib.sha256(b"encrypted").hexdigest()
+
+
+def test_progress_is_drawn_on_a_terminal_only(tmp_path, s3, bucket):
+    import pty
+
+    fill_local(tmp_path / "src", {f"images/{n}.bin": os.urandom(10_000) for n in range(5)})
+    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [str(BIN / "stowage"), "migrate", str(tmp_path / "src"), f"s3://{bucket}"],
+        env=env,
+        cwd=tmp_path,
+        stdout=terminal,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    output = b""
+    while True:
+        try:
+            data = os.read(controller, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        output += data
+    process.wait(timeout=60)
+    os.close(controller)
+    text = output.decode()
+    assert "5/5 objects" in text
+    assert "ETA" in text
+    piped = stowage(tmp_path, "migrate", str(tmp_path / "src"), f"s3://{bucket}/again")
+    assert "ETA" not in piped.stderr  # not a terminal: no progress line
+    quiet = stowage(tmp_path, "migrate", str(tmp_path / "src"), f"s3://{bucket}/q", "--quiet")
+    assert quiet.stderr == ""
