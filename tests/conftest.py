@@ -1,11 +1,17 @@
 """Test-wide isolation: nothing in the suite may reach a real AWS account.
 
-Set at import time, before any test module imports boto3 or the CDK.
+Set at import time, before any AWS client is created or the CDK is loaded.
 """
 
 import os
 import sys
+import uuid
 from pathlib import Path
+
+import boto3
+import pytest
+
+from tests.helpers import free_port, running
 
 # jsii runs `node` from PATH: take the virtualenv's Node 24, however pytest was started.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
@@ -23,3 +29,44 @@ os.environ.update(
 )
 for variable in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
     os.environ.pop(variable, None)
+
+
+# --- moto's server: the S3 (and DynamoDB, KMS) API for every test that needs one -----------
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="session")
+def moto_url(tmp_path_factory) -> str:
+    """moto's server on a loopback port: real HTTP, real boto3 signing."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with running(
+        [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        log=log,
+        ready_url=f"{url}/moto-api/",
+    ):
+        yield url
+
+
+@pytest.fixture(scope="session")
+def aws_env(moto_url) -> dict[str, str]:
+    """Environment that points boto3 (in this process and in children) at moto."""
+    env = {
+        "AWS_ENDPOINT_URL_S3": moto_url,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    os.environ.update(env)
+    return env
+
+
+@pytest.fixture
+def bucket(aws_env, moto_url) -> str:
+    """A fresh versioned bucket for each test."""
+    name = f"stowage-test-{uuid.uuid4().hex[:12]}"
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    return name

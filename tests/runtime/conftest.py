@@ -27,42 +27,6 @@ SECRET = "test-signing-secret-0123456789abcdef0123"
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory) -> str:
-    """moto's server on a loopback port: real HTTP, real boto3 signing."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with running(
-        [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        log=log,
-        ready_url=f"{url}/moto-api/",
-    ):
-        yield url
-
-
-@pytest.fixture(scope="session")
-def aws_env(moto_url) -> dict[str, str]:
-    """Environment that points boto3 (in this process and in children) at moto."""
-    env = {
-        "AWS_ENDPOINT_URL_S3": moto_url,
-        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-        "AWS_DEFAULT_REGION": "eu-west-1",
-    }
-    os.environ.update(env)
-    return env
-
-
-@pytest.fixture
-def bucket(aws_env, moto_url) -> str:
-    """A fresh versioned bucket for each test."""
-    name = f"stowage-test-{uuid.uuid4().hex[:12]}"
-    s3 = boto3.client("s3", endpoint_url=moto_url)
-    s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    return name
-
-
 def create_catalog_table(name: str, endpoint_url: str) -> None:
     """The table exactly as StorageStack defines it (same key, index and TTL names)."""
     client = boto3.client("dynamodb", endpoint_url=endpoint_url)

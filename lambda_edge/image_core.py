@@ -1,0 +1,219 @@
+"""The pure core of the edge image resizer: parse a variant path, render the variant.
+
+No AWS here: ``handler.py`` fetches and stores, this module decides and draws, so every case
+is testable with real image files and nothing else.
+
+Variant paths: ``/variants/{original_key}/{w}x{h}.{fmt}`` where ``w``/``h`` come from the
+configured allowlist (``h`` = 0 keeps the aspect ratio) and ``fmt`` is avif|webp|jpeg|png.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stowage.errors import InvalidKey
+from stowage.keys import validate_key
+
+CONTENT_TYPES = {
+    "avif": "image/avif",
+    "webp": "image/webp",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+}
+_PATH = re.compile(r"^/variants/(?P<key>.+)/(?P<w>\d{1,5})x(?P<h>\d{1,5})\.(?P<fmt>[a-z]+)$")
+MAX_ANIMATION_FRAMES = 300
+
+
+class VariantError(Exception):
+    """A request the resizer refuses, with the HTTP status to answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    widths: tuple[int, ...]
+    heights: tuple[int, ...] = (0,)
+    formats: tuple[str, ...] = ("avif", "webp", "jpeg", "png")
+    quality: dict[str, int] = field(default_factory=lambda: {"jpeg": 82, "webp": 80, "avif": 55})
+    max_source_bytes: int = 50 * 1024 * 1024
+    max_source_pixels: int = 50_000_000
+    # Lambda@Edge caps a generated response at 1 MB and counts the base64 body.
+    max_response_bytes: int = 1_000_000
+    avif_speed: int = 8
+    cache_control: str = "public, max-age=31536000, immutable"
+
+    @classmethod
+    def from_json(cls, data: dict) -> VariantConfig:
+        return cls(
+            widths=tuple(data["widths"]),
+            heights=tuple(data.get("heights", (0,))),
+            formats=tuple(data.get("formats", cls.formats)),
+            quality=dict(data.get("quality", {})) or {"jpeg": 82, "webp": 80, "avif": 55},
+            max_source_bytes=data.get("max_source_bytes", cls.max_source_bytes),
+            max_source_pixels=data.get("max_source_pixels", cls.max_source_pixels),
+        )
+
+
+@dataclass(frozen=True)
+class VariantRequest:
+    original_key: str
+    width: int
+    height: int
+    fmt: str
+
+    @property
+    def variant_key(self) -> str:
+        return f"variants/{self.original_key}/{self.width}x{self.height}.{self.fmt}"
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES[self.fmt]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: bytes
+    content_type: str
+    width: int
+    height: int
+
+
+def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
+    """``/variants/images/a.jpg/800x0.webp`` -> request, or :class:`VariantError` (400)."""
+    match = _PATH.match(uri)
+    if not match:
+        raise VariantError(400, "expected /variants/{original_key}/{w}x{h}.{avif|webp|jpeg|png}")
+    try:
+        key = validate_key(unquote(match["key"], errors="strict"))
+    except (InvalidKey, UnicodeDecodeError) as exc:
+        raise VariantError(400, f"invalid original key: {exc}") from None
+    if key.startswith("variants/"):
+        raise VariantError(400, "a variant of a variant is not served")
+    width, height, fmt = int(match["w"]), int(match["h"]), match["fmt"]
+    if fmt not in config.formats:
+        raise VariantError(400, f"format {fmt!r} not allowed ({', '.join(config.formats)})")
+    if width not in config.widths or height not in config.heights:
+        raise VariantError(
+            400,
+            f"size {width}x{height} not allowed (widths {list(config.widths)},"
+            f" heights {list(config.heights)})",
+        )
+    return VariantRequest(key, width, height, fmt)
+
+
+def _target_size(size: tuple[int, int], width: int, height: int) -> tuple[int, int]:
+    """Fit inside width x height (height 0: any), never larger than the original."""
+    w, h = size
+    scale = min(width / w, (height / h) if height else float("inf"), 1.0)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
+def _to_rgb_family(image: Image.Image, fmt: str) -> Image.Image:
+    """Modes the encoders take: CMYK and 16-bit to 8-bit RGB/L, palette expanded, alpha
+    flattened onto white for JPEG (which has none)."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        image = image.point(lambda value: value / 256).convert("L")
+    elif image.mode == "CMYK":
+        image = image.convert("RGB")
+    elif image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode not in ("RGB", "RGBA", "L", "LA"):
+        image = image.convert("RGBA" if "A" in image.mode else "RGB")
+    if fmt == "jpeg" and image.mode in ("RGBA", "LA"):
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image.convert("RGBA"), mask=image.convert("RGBA").getchannel("A"))
+        image = background
+    return image
+
+
+def _encode(frames: list[Image.Image], fmt: str, config: VariantConfig, durations) -> bytes:
+    out = io.BytesIO()
+    first = frames[0]
+    if fmt == "jpeg":
+        first.save(
+            out, "JPEG", quality=config.quality.get("jpeg", 82), optimize=True, progressive=True
+        )
+    elif fmt == "png":
+        first.save(out, "PNG", optimize=True)
+    elif fmt == "webp":
+        extra = {}
+        if len(frames) > 1:
+            extra = {
+                "save_all": True,
+                "append_images": frames[1:],
+                "duration": durations,
+                "loop": 0,
+            }
+        first.save(out, "WEBP", quality=config.quality.get("webp", 80), method=4, **extra)
+    elif fmt == "avif":
+        first.save(out, "AVIF", quality=config.quality.get("avif", 55), speed=config.avif_speed)
+    else:  # parse_variant_uri only lets configured formats through
+        raise VariantError(400, f"unsupported format {fmt}")
+    return out.getvalue()
+
+
+def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Rendered:
+    """Decode ``source`` (guarded), resize and encode it as ``request`` asks."""
+    if len(source) > config.max_source_bytes:
+        raise VariantError(413, f"original is over {config.max_source_bytes} bytes")
+    Image.MAX_IMAGE_PIXELS = config.max_source_pixels
+    try:
+        image = Image.open(io.BytesIO(source))
+        if image.width * image.height > config.max_source_pixels:
+            raise VariantError(413, f"original has over {config.max_source_pixels} pixels")
+        target = _target_size(image.size, request.width, request.height)
+        animated = getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) > 1
+        if animated and request.fmt == "webp":
+            frames, durations = _animated_frames(image, request)
+        else:
+            # Shrink-on-load: JPEG decodes at 1/2, 1/4 or 1/8 scale straight away.
+            if image.format == "JPEG":
+                image.draft(
+                    image.mode if image.mode in ("RGB", "L") else "RGB", _draft_box(image, target)
+                )
+            image = ImageOps.exif_transpose(image)
+            target = _target_size(image.size, request.width, request.height)
+            frame = _to_rgb_family(image, request.fmt)
+            if frame.size != target:
+                frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            frames, durations = [frame], None
+    except VariantError:
+        raise
+    except Image.DecompressionBombError:
+        raise VariantError(413, f"original has over {config.max_source_pixels} pixels") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise VariantError(415, f"original is not a decodable image ({exc})") from None
+    body = _encode(frames, request.fmt, config, durations)
+    return Rendered(body, request.content_type, *frames[0].size)
+
+
+def _draft_box(image: Image.Image, target: tuple[int, int]) -> tuple[int, int]:
+    """The box to ask ``draft`` for, in the file's own orientation (EXIF may swap axes)."""
+    orientation = image.getexif().get(0x0112, 1)
+    if orientation in (5, 6, 7, 8):
+        return target[1], target[0]
+    return target
+
+
+def _animated_frames(image: Image.Image, request: VariantRequest):
+    if image.n_frames > MAX_ANIMATION_FRAMES:
+        raise VariantError(413, f"animation has over {MAX_ANIMATION_FRAMES} frames")
+    target = _target_size(image.size, request.width, request.height)
+    frames, durations = [], []
+    for index in range(image.n_frames):
+        image.seek(index)
+        frame = image.convert("RGBA")
+        if frame.size != target:
+            frame = frame.resize(target, Image.Resampling.LANCZOS)
+        frames.append(frame)
+        durations.append(image.info.get("duration", 100))
+    return frames, durations
