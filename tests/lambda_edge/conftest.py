@@ -8,28 +8,28 @@ import json
 import sys
 from pathlib import Path
 
+import boto3
 import pytest
+
+from stacks.config import load_config
+from stacks.edge_config import edge_handler_config
 
 EDGE_DIR = Path(__file__).resolve().parents[2] / "lambda_edge"
 sys.path.insert(0, str(EDGE_DIR))
 
 
-WIDTHS = [320, 640, 800, 1280]
+@pytest.fixture
+def kms_key(moto_url) -> str:
+    return boto3.client("kms", endpoint_url=moto_url).create_key()["KeyMetadata"]["Arn"]
 
 
 @pytest.fixture
-def edge(tmp_path, monkeypatch, bucket, moto_url):
-    config = {
-        "bucket": bucket,
-        "region": "eu-west-1",
-        "endpoint_url": moto_url,
-        "widths": WIDTHS,
-        "heights": [0, 200],
-        "formats": ["avif", "webp", "jpeg", "png"],
-        "quality": {"jpeg": 82, "webp": 80, "avif": 55},
-        "max_source_bytes": 20 * 1024 * 1024,
-        "max_source_pixels": 40_000_000,
-    }
+def edge(tmp_path, monkeypatch, bucket, moto_url, kms_key):
+    """The handler with config.json exactly as synth bakes it for config/example.yaml."""
+    config = edge_handler_config(
+        load_config("example").cdn, bucket=bucket, region="eu-west-1", kms_key_arn=kms_key
+    )
+    config["endpoint_url"] = moto_url
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     monkeypatch.setenv("STOWAGE_EDGE_CONFIG", str(path))
