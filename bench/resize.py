@@ -46,8 +46,19 @@ def main() -> None:
     npm = Path(sys.executable).with_name("npm")
     if not (CACHE / "node_modules" / "sharp").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([str(npm), "install", "--prefix", str(CACHE), "--no-audit", "--no-fund",
-                        "--loglevel=error", SHARP], check=True)
+        subprocess.run(
+            [
+                str(npm),
+                "install",
+                "--prefix",
+                str(CACHE),
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                SHARP,
+            ],
+            check=True,
+        )
     source = CACHE / "photo-4000x3000.jpg"
     if not source.exists():
         photo_like(source)
@@ -55,7 +66,9 @@ def main() -> None:
     node = str(Path(sys.executable).with_name("node"))
     rows = []
     for fmt in ("webp", "avif"):
-        ours = measure([sys.executable, str(HERE / "resize_worker.py"), str(source), fmt, str(args.runs)])
+        ours = measure(
+            [sys.executable, str(HERE / "resize_worker.py"), str(source), fmt, str(args.runs)]
+        )
         peer = measure([node, str(HERE / "resize_sharp.js"), str(source), fmt, str(args.runs)], env)
         rows.append((fmt, ours, peer))
     print("| output | tool | median ms | output bytes | peak RSS MiB |\n|---|---|---|---|---|")
@@ -63,7 +76,9 @@ def main() -> None:
         for tool, (ms, size, rss) in (("Stowage core (Pillow)", ours), ("sharp", peer)):
             print(f"| 800 px {fmt} | {tool} | {ms:.0f} | {size:,} | {rss:.0f} |")
     for fmt, ours, peer in rows:
-        print(f"\n{fmt}: time {ours[0] / peer[0]:.2f}x sharp, memory {ours[2] / peer[2]:.2f}x sharp")
+        print(
+            f"\n{fmt}: time {ours[0] / peer[0]:.2f}x sharp, memory {ours[2] / peer[2]:.2f}x sharp"
+        )
 
 
 if __name__ == "__main__":

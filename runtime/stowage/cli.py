@@ -166,6 +166,19 @@ def _options(args: argparse.Namespace):
     )
 
 
+class UsageError(Exception):
+    """Bad arguments: the message is printed and the exit status is 2."""
+
+
+def _existing_manifest(args: argparse.Namespace, run_id: str):
+    from stowage.migrate.manifest import Manifest
+
+    path = _state_dir(args) / f"{run_id}.sqlite"
+    if not path.exists():
+        raise UsageError(f"no run {run_id} in {_state_dir(args)}")
+    return Manifest(path)
+
+
 def _write_report(args: argparse.Namespace, report: dict, run_id: str | None = None) -> None:
     text = json.dumps(report, indent=2, default=str)
     if run_id:
@@ -185,14 +198,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     source, destination = open_location(args.source), open_location(args.destination)
     if args.resume:
-        manifest = Manifest(_state_dir(args) / f"{args.resume}.sqlite")
+        manifest = _existing_manifest(args, args.resume)
         run = manifest.run()
         if (run.source, run.destination) != (args.source, args.destination):
-            print(
-                f"stowage: run {args.resume} moved {run.source} -> {run.destination}",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
+            raise UsageError(f"run {args.resume} moved {run.source} -> {run.destination}")
         options = Options(**run.options, quiet=args.quiet)
         migration = Migration(manifest, source, destination, options)
         entries = manifest.entries(PLANNED, FAILED)
@@ -271,13 +280,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from stowage.migrate.manifest import Manifest
-
-    path = _state_dir(args) / f"{args.run_id}.sqlite"
-    if not path.exists():
-        print(f"stowage: no run {args.run_id} in {_state_dir(args)}", file=sys.stderr)
-        return EXIT_USAGE
-    manifest = Manifest(path)
+    manifest = _existing_manifest(args, args.run_id)
     run = manifest.run()
     summary = {**run.__dict__, "counts": manifest.counts()}
     manifest.close()
@@ -292,13 +295,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from stowage.migrate.engine import Migration, Options, open_location
-    from stowage.migrate.manifest import Manifest
 
-    path = _state_dir(args) / f"{args.run_id}.sqlite"
-    if not path.exists():
-        print(f"stowage: no run {args.run_id} in {_state_dir(args)}", file=sys.stderr)
-        return EXIT_USAGE
-    manifest = Manifest(path)
+    manifest = _existing_manifest(args, args.run_id)
     run = manifest.run()
     migration = Migration(
         manifest,
@@ -415,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except SettingsError as exc:
+    except (SettingsError, UsageError) as exc:
         print(f"stowage: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StowageError as exc:

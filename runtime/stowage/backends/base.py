@@ -149,6 +149,26 @@ class Backend(ABC):
         return digest.hexdigest()
 
 
+class ChunkReader:
+    """A file-like ``read(size)`` over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._buffer = b""
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                break
+            self._buffer += chunk
+        if size < 0:
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+
 class HashingReader:
     """Wraps a binary stream; hashes and counts what passes through, enforcing a size limit.
 

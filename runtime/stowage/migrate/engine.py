@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from stowage.backends import Backend, LocalBackend
-from stowage.backends.base import HashingReader, ObjectAttributes, ObjectInfo
+from stowage.backends.base import ChunkReader, HashingReader, ObjectAttributes, ObjectInfo
 from stowage.errors import BadRequest, StowageError
 from stowage.migrate.manifest import (
     CONFLICT,
@@ -103,27 +103,18 @@ class RateLimit:
             time.sleep(min(wait, 0.5))
 
 
-class SourceReader:
-    """File-like view of a source object's chunks: hashes, counts and rate-limits reads."""
+class SourceReader(ChunkReader):
+    """A source object's bytes as a file: hashed, counted and rate-limited as they are read."""
 
     def __init__(self, chunks: Iterator[bytes], limit: RateLimit, progress: Progress) -> None:
-        self._chunks = chunks
-        self._buffer = b""
+        super().__init__(chunks)
         self._limit = limit
         self._progress = progress
         self.sha256 = hashlib.sha256()
         self.size = 0
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        data = super().read(size)
         if data:
             self._limit.take(len(data))
             self.sha256.update(data)
@@ -483,7 +474,7 @@ class Migration:
             return
         # A local source comes back from its verified copy at the destination.
         reader = self.destination.open_range(entry.key)
-        info = self.source.put_stream(entry.key, _IterReader(reader), sha256=entry.src_sha256)
+        info = self.source.put_stream(entry.key, ChunkReader(reader), sha256=entry.src_sha256)
         if info.sha256 != entry.src_sha256:
             raise StowageError(f"restored source {entry.key} does not match its hash")
 
@@ -495,23 +486,6 @@ def _attributes(src: ObjectInfo) -> ObjectAttributes:
     return ObjectAttributes(
         cache_control=src.cache_control, metadata=src.metadata, kms_key_id=src.kms_key_id
     )
-
-
-class _IterReader:
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._buffer = chunks, b""
-
-    def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self._buffer) < size:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                break
-            self._buffer += chunk
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
 
 
 # --- verify ----------------------------------------------------------------------------------

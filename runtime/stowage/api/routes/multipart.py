@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import anyio.from_thread
 from fastapi import APIRouter, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from stowage.api.deps import Authorized, ServiceDep
 from stowage.api.models import MultipartIn, MultipartOut, PartOut, UploadOut
+from stowage.backends.base import ChunkReader
 from stowage.signing import verify_part
 
 router = APIRouter(prefix="/api/upload", tags=["multipart"])
@@ -31,26 +34,14 @@ def start(body: MultipartIn, service: ServiceDep) -> MultipartOut:
     return MultipartOut(id=session.id, key=session.key, part_size=session.part_size, part_urls=urls)
 
 
-class _SyncStream:
-    """A blocking file-like view of the async request body, for a worker thread."""
-
-    def __init__(self, request: Request, portal) -> None:
-        self._iterator = request.stream().__aiter__()
-        self._portal = portal
-        self._buffer = b""
-        self._done = False
-
-    def read(self, size: int = -1) -> bytes:
-        while not self._done and (size < 0 or len(self._buffer) < size):
-            try:
-                self._buffer += self._portal(self._iterator.__anext__)
-            except StopAsyncIteration:
-                self._done = True
-        if size < 0:
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+def _pulled(request: Request) -> Iterator[bytes]:
+    """The async request body, chunk by chunk, for code running in a worker thread."""
+    stream = request.stream().__aiter__()
+    while True:
+        try:
+            yield anyio.from_thread.run(stream.__anext__)
+        except StopAsyncIteration:
+            return
 
 
 @router.put(
@@ -69,8 +60,7 @@ async def put_part(
     verify_part(upload_id, number, expires, signature, service.signing_secret())
 
     def receive() -> int:
-        stream = _SyncStream(request, anyio.from_thread.run)
-        return service.receive_part(upload_id, number, stream)
+        return service.receive_part(upload_id, number, ChunkReader(_pulled(request)))
 
     size = await run_in_threadpool(receive)
     return PartOut(part=number, size=size)
