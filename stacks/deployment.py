@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.cdn_stack import CdnStack
 from stacks.config import DeploymentConfig
 from stacks.replica_stack import ReplicaStack
 from stacks.storage_stack import StorageStack
@@ -14,6 +15,7 @@ from stacks.storage_stack import StorageStack
 class Deployment:
     storage: StorageStack
     replica: ReplicaStack | None
+    cdn: CdnStack | None
 
 
 def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
@@ -35,6 +37,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             app_name=config.app_name,
             noncurrent_version_expiry_days=config.noncurrent_version_expiry_days,
             access_log_expiry_days=config.access_log_expiry_days,
+            cdn_readable_prefixes=config.prefixes.permanent if config.cdn.enabled else None,
         )
 
     storage = StorageStack(
@@ -62,7 +65,26 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         replication_latency_alarm_seconds=(
             config.replica.latency_alarm_seconds if config.replica else 900
         ),
+        cdn_enabled=config.cdn.enabled,
     )
     if replica is not None:
         storage.add_stack_dependency(replica, "Replication rules point at the replica bucket")
-    return Deployment(storage=storage, replica=replica)
+    cdn = None
+    if config.cdn.enabled:
+        cdn = CdnStack(
+            app,
+            "Cdn",
+            stack_name=f"{config.app_name}-cdn",
+            description=f"Stowage {config.app_name}: CloudFront for media and image variants",
+            env=Environment(account=config.account, region=config.primary_region),
+            app_name=config.app_name,
+            cdn=config.cdn,
+            media_bucket_name=storage.media_bucket.bucket_name,
+            permanent_prefixes=config.prefixes.permanent,
+            temp_prefix=config.prefixes.temp,
+            cors_allowed_origins=config.cors_allowed_origins,
+            access_log_expiry_days=config.access_log_expiry_days,
+            replica_bucket_name=replica.replica_bucket.bucket_name if replica else None,
+            replica_region=config.replica.region if config.replica else None,
+        )
+    return Deployment(storage=storage, replica=replica, cdn=cdn)

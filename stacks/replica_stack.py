@@ -4,7 +4,11 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.buckets import AccessLogBucket, media_bucket_props
+from stacks.constructs.buckets import (
+    AccessLogBucket,
+    allow_cloudfront_reads,
+    media_bucket_props,
+)
 from stacks.constructs.keys import customer_key
 
 
@@ -19,6 +23,7 @@ class ReplicaStack(Stack):
         app_name: str,
         noncurrent_version_expiry_days: int,
         access_log_expiry_days: int,
+        cdn_readable_prefixes: list[str] | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -52,3 +57,6 @@ class ReplicaStack(Stack):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+        if cdn_readable_prefixes:
+            # The CDN fails over to the replica when the primary answers 5xx.
+            allow_cloudfront_reads(self.replica_bucket, self.replica_key, cdn_readable_prefixes)

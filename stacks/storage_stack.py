@@ -7,7 +7,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.buckets import AccessLogBucket, media_bucket_props
+from stacks.constructs.buckets import (
+    AccessLogBucket,
+    allow_cloudfront_reads,
+    media_bucket_props,
+)
 from stacks.constructs.catalog_table import CatalogTable
 from stacks.constructs.keys import customer_key
 from stacks.constructs.monitoring import REQUEST_METRICS_FILTER, Monitoring
@@ -42,6 +46,7 @@ class StorageStack(Stack):
         replica_key_alias: str | None = None,
         replication_time_control: bool = False,
         replication_latency_alarm_seconds: int = 900,
+        cdn_enabled: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -129,6 +134,10 @@ class StorageStack(Stack):
         )
         if replication is not None:
             replication.allow_source(self.media_bucket, self.media_key)
+        if cdn_enabled:
+            allow_cloudfront_reads(
+                self.media_bucket, self.media_key, [*permanent_prefixes, "variants/"]
+            )
 
         self.catalog_table = CatalogTable(self, "Catalog", encryption_key=self.media_key).table
         self.runtime_access = RuntimeAccess(

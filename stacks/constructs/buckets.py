@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -32,6 +33,40 @@ def media_bucket_props(
         "server_access_logs_bucket": access_logs,
         "server_access_logs_prefix": log_prefix,
     }
+
+
+def allow_cloudfront_reads(bucket: s3.IBucket, key: kms.IKey, prefixes: list[str]) -> None:
+    """Let this account's CloudFront distributions (OAC) read ``prefixes`` and decrypt them.
+
+    Scoped by ``AWS:SourceArn`` to the account's distributions rather than one: the
+    distribution lives in CdnStack, and naming it here would make the stacks depend on each
+    other. Prefixes not listed (``temp/``) stay unreadable through the CDN.
+    """
+    stack = Stack.of(bucket)
+    condition = {
+        "StringLike": {
+            "AWS:SourceArn": f"arn:{stack.partition}:cloudfront::{stack.account}:distribution/*"
+        }
+    }
+    cloudfront = iam.ServicePrincipal("cloudfront.amazonaws.com")
+    bucket.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudFrontReadsMedia",
+            principals=[cloudfront],
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes],
+            conditions=condition,
+        )
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="CloudFrontDecryptsMedia",
+            principals=[cloudfront],
+            actions=["kms:Decrypt"],
+            resources=["*"],
+            conditions=condition,
+        )
+    )
 
 
 class AccessLogBucket(Construct):

@@ -28,7 +28,12 @@ def snapshot_json(snapshot):
 
 @pytest.mark.parametrize(
     ("deployment", "stack_id"),
-    [("example", "Storage"), ("example", "Replica"), ("single_region", "Storage")],
+    [
+        ("example", "Storage"),
+        ("example", "Replica"),
+        ("example", "Cdn"),
+        ("single_region", "Storage"),
+    ],
 )
 def test_template_snapshot(request, snapshot_json, deployment, stack_id):
     template = request.getfixturevalue(deployment).templates[stack_id]

@@ -70,14 +70,17 @@ def test_media_key_rotates_is_aliased_and_retained(storage):
     )
 
 
-def test_media_key_policy_grants_nothing_beyond_account_delegation(storage):
-    """Principals get key use through grants on their own IAM policies, never the key policy."""
+def test_media_key_policy_is_account_delegation_plus_cloudfront_decrypt(storage, single_region):
+    """IAM principals get key use through grants on their own policies; the key policy adds
+    only CloudFront (OAC) decrypting, for this account's distributions."""
     _, key = only(storage, "AWS::KMS::Key", {"Description": Match.string_like_regexp("media")})
-    key_statements = key["Properties"]["KeyPolicy"]["Statement"]
-    assert len(key_statements) == 1
-    principal = json.dumps(key_statements[0]["Principal"])
-    assert ":root" in principal
-    assert "Service" not in key_statements[0]["Principal"]
+    root, cloudfront = key["Properties"]["KeyPolicy"]["Statement"]
+    assert ":root" in json.dumps(root["Principal"])
+    assert cloudfront["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert cloudfront["Action"] == "kms:Decrypt"
+    assert cloudfront["Condition"] == {
+        "StringLike": {"AWS:SourceArn": "arn:aws:cloudfront::123456789012:distribution/*"}
+    }
 
 
 # --- the media bucket -------------------------------------------------------------------
@@ -164,6 +167,24 @@ def test_media_bucket_logs_to_an_sse_s3_log_bucket_that_expires(storage):
             },
         },
     )
+
+
+def test_cloudfront_may_read_media_prefixes_but_not_temp(storage):
+    bucket_id, _ = media_bucket(storage)
+    policies = storage.find_resources("AWS::S3::BucketPolicy")
+    (policy,) = [p for p in policies.values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    (statement,) = [
+        s
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "CloudFrontReadsMedia"
+    ]
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    resources = json.dumps(statement["Resource"])
+    for prefix in ("videos/*", "images/*", "transcripts/*", "processed/*", "variants/*"):
+        assert prefix in resources
+    assert "temp/" not in resources
+    assert statement["Condition"]["StringLike"]["AWS:SourceArn"].endswith(":distribution/*")
 
 
 def test_media_bucket_sends_events_to_eventbridge_without_a_lambda(storage):

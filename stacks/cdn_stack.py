@@ -1,0 +1,233 @@
+"""CdnStack: CloudFront in front of the media bucket (and the replica, as failover).
+
+The buckets and keys live in StorageStack/ReplicaStack, whose policies let CloudFront
+distributions of this account read them (``AWS:SourceArn`` scoped): granting this
+distribution by its own ARN from there would make the stacks depend on each other. Here
+the buckets are referenced by name, so CDK leaves their policies alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_certificatemanager as acm
+from aws_cdk import aws_cloudfront as cloudfront
+from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.config import CdnConfig
+from stacks.constructs.buckets import private_bucket_props
+from stacks.constructs.nag import acknowledge
+from stacks.edge_config import cloudfront_function_code
+
+_PRICE_CLASSES = {
+    "PriceClass_100": cloudfront.PriceClass.PRICE_CLASS_100,
+    "PriceClass_200": cloudfront.PriceClass.PRICE_CLASS_200,
+    "PriceClass_All": cloudfront.PriceClass.PRICE_CLASS_ALL,
+}
+_DENY_CODE = """function handler(event) {
+    return { statusCode: 404, statusDescription: 'Not Found' };
+}"""
+
+
+class CdnStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        app_name: str,
+        cdn: CdnConfig,
+        media_bucket_name: str,
+        permanent_prefixes: Sequence[str],
+        temp_prefix: str,
+        cors_allowed_origins: Sequence[str],
+        access_log_expiry_days: int,
+        replica_bucket_name: str | None = None,
+        replica_region: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        media = s3.Bucket.from_bucket_attributes(
+            self, "MediaBucketRef", bucket_name=media_bucket_name, region=self.region
+        )
+        primary = origins.S3BucketOrigin.with_origin_access_control(
+            media, origin_shield_region=cdn.origin_shield_region
+        )
+        origin: cloudfront.IOrigin = primary
+        if replica_bucket_name is not None:
+            replica = s3.Bucket.from_bucket_attributes(
+                self, "ReplicaBucketRef", bucket_name=replica_bucket_name, region=replica_region
+            )
+            origin = origins.OriginGroup(
+                primary_origin=primary,
+                fallback_origin=origins.S3BucketOrigin.with_origin_access_control(replica),
+                fallback_status_codes=[500, 502, 503, 504],
+            )
+
+        media_cache = cloudfront.CachePolicy(
+            self,
+            "MediaCachePolicy",
+            comment="Media: the path is the whole cache key.",
+            default_ttl=Duration.days(7),
+            max_ttl=Duration.days(365),
+            min_ttl=Duration.seconds(0),
+            header_behavior=cloudfront.CacheHeaderBehavior.none(),
+            query_string_behavior=cloudfront.CacheQueryStringBehavior.none(),
+            cookie_behavior=cloudfront.CacheCookieBehavior.none(),
+            enable_accept_encoding_gzip=False,
+            enable_accept_encoding_brotli=False,
+        )
+        headers = cloudfront.ResponseHeadersPolicy(
+            self,
+            "ResponseHeaders",
+            comment="Security headers and CORS for the configured origins.",
+            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+                content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                frame_options=cloudfront.ResponseHeadersFrameOptions(
+                    frame_option=cloudfront.HeadersFrameOption.DENY, override=True
+                ),
+                referrer_policy=cloudfront.ResponseHeadersReferrerPolicy(
+                    referrer_policy=cloudfront.HeadersReferrerPolicy.STRICT_ORIGIN_WHEN_CROSS_ORIGIN,
+                    override=True,
+                ),
+                strict_transport_security=cloudfront.ResponseHeadersStrictTransportSecurity(
+                    access_control_max_age=Duration.days(365),
+                    include_subdomains=True,
+                    override=True,
+                ),
+            ),
+            cors_behavior=cloudfront.ResponseHeadersCorsBehavior(
+                access_control_allow_credentials=False,
+                access_control_allow_headers=["Range"],
+                access_control_allow_methods=["GET", "HEAD"],
+                access_control_allow_origins=list(cors_allowed_origins),
+                access_control_expose_headers=["Content-Range", "Content-Length", "ETag"],
+                access_control_max_age=Duration.hours(1),
+                origin_override=True,
+            )
+            if cors_allowed_origins
+            else None,
+        )
+        deny = cloudfront.Function(
+            self,
+            "DenyFunction",
+            comment="Answers 404: nothing is served outside the media prefixes.",
+            code=cloudfront.FunctionCode.from_inline(_DENY_CODE),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+        )
+        image_urls = cloudfront.Function(
+            self,
+            "ImageUrlFunction",
+            comment="Maps /img/{key}?w=&h=&fmt= and Accept onto /variants/{key}/{w}x{h}.{fmt}.",
+            code=cloudfront.FunctionCode.from_inline(cloudfront_function_code(cdn)),
+            runtime=cloudfront.FunctionRuntime.JS_2_0,
+        )
+
+        key_group = None
+        if cdn.private_prefixes:
+            public_key = cloudfront.PublicKey(
+                self, "SigningPublicKey", encoded_key=cdn.signing_public_key_pem
+            )
+            key_group = cloudfront.KeyGroup(self, "SigningKeyGroup", items=[public_key])
+
+        def behaviour(*, private: bool = False, function=None) -> cloudfront.BehaviorOptions:
+            associations = None
+            if function is not None:
+                associations = [
+                    cloudfront.FunctionAssociation(
+                        function=function, event_type=cloudfront.FunctionEventType.VIEWER_REQUEST
+                    )
+                ]
+            return cloudfront.BehaviorOptions(
+                origin=origin,
+                viewer_protocol_policy=cloudfront.ViewerProtocolPolicy.REDIRECT_TO_HTTPS,
+                allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
+                cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD_OPTIONS,
+                cache_policy=media_cache,
+                response_headers_policy=headers,
+                function_associations=associations,
+                trusted_key_groups=[key_group] if private and key_group else None,
+                compress=False,
+            )
+
+        behaviours = {
+            f"/{prefix}*": behaviour(private=prefix in cdn.private_prefixes)
+            for prefix in permanent_prefixes
+        }
+        behaviours["/variants/*"] = behaviour()
+        behaviours["/img/*"] = behaviour(function=image_urls)
+        behaviours[f"/{temp_prefix}*"] = behaviour(function=deny)
+
+        self.log_bucket = s3.Bucket(
+            self,
+            "CdnLogBucket",
+            **{**private_bucket_props(), "object_ownership": s3.ObjectOwnership.OBJECT_WRITER},
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireCdnLogs", expiration=Duration.days(access_log_expiry_days)
+                )
+            ],
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            self.log_bucket,
+            "AwsSolutions-S1",
+            "This bucket only receives CloudFront's standard logs (which need object ACLs, so it"
+            " cannot be the BucketOwnerEnforced access-log bucket); logging it again only"
+            " moves the question.",
+        )
+
+        certificate = (
+            acm.Certificate.from_certificate_arn(self, "Certificate", cdn.certificate_arn)
+            if cdn.certificate_arn
+            else None
+        )
+        self.distribution = cloudfront.Distribution(
+            self,
+            "Distribution",
+            comment=f"{app_name} media",
+            default_behavior=behaviour(function=deny),
+            additional_behaviors=behaviours,
+            http_version=cloudfront.HttpVersion.HTTP2_AND_3,
+            price_class=_PRICE_CLASSES[cdn.price_class],
+            domain_names=[cdn.domain_name] if cdn.domain_name else None,
+            certificate=certificate,
+            minimum_protocol_version=(
+                cloudfront.SecurityPolicyProtocol.TLS_V1_2_2021 if certificate else None
+            ),
+            enable_logging=True,
+            log_bucket=self.log_bucket,
+            log_file_prefix="cloudfront/",
+            enable_ipv6=True,
+        )
+        Annotations.of(self.distribution).acknowledge_warning(
+            "@aws-cdk/aws-cloudfront-origins:updateImportedBucketPolicyOac",
+            "The bucket policies that let CloudFront read are set where the buckets live"
+            " (StorageStack, ReplicaStack; see allow_cloudfront_reads).",
+        )
+        for rule, reason in (
+            (
+                "AwsSolutions-CFR1",
+                "Media is served worldwide on purpose; no country is excluded.",
+            ),
+            (
+                "AwsSolutions-CFR2",
+                "A web ACL costs per request and rule; the distribution serves only public or"
+                " signed media through OAC, with no application behind it to protect.",
+            ),
+        ):
+            acknowledge(self.distribution, rule, reason)
+        if certificate is None:
+            acknowledge(
+                self.distribution,
+                "AwsSolutions-CFR4",
+                "Without a custom domain the distribution uses the *.cloudfront.net"
+                " certificate, whose TLS policy cannot be raised; set cdn.domain_name and"
+                " cdn.certificate_arn to enforce TLSv1.2_2021.",
+            )
+        CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)
+        CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
