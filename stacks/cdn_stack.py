@@ -14,13 +14,16 @@ from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.config import CdnConfig
 from stacks.constructs.buckets import private_bucket_props
+from stacks.constructs.edge_bundle import build_edge_bundle, bundle_bytes
 from stacks.constructs.nag import acknowledge
-from stacks.edge_config import cloudfront_function_code
+from stacks.edge_config import cloudfront_function_code, edge_handler_config
 
 _PRICE_CLASSES = {
     "PriceClass_100": cloudfront.PriceClass.PRICE_CLASS_100,
@@ -41,6 +44,7 @@ class CdnStack(Stack):
         app_name: str,
         cdn: CdnConfig,
         media_bucket_name: str,
+        media_key_alias: str,
         permanent_prefixes: Sequence[str],
         temp_prefix: str,
         cors_allowed_origins: Sequence[str],
@@ -126,6 +130,19 @@ class CdnStack(Stack):
             runtime=cloudfront.FunctionRuntime.JS_2_0,
         )
 
+        resizer = self._variant_resizer(
+            cdn,
+            bucket_name=media_bucket_name,
+            key_alias=media_key_alias,
+            readable_prefixes=list(permanent_prefixes),
+        )
+        resize_on_miss = [
+            cloudfront.EdgeLambda(
+                function_version=resizer.current_version,
+                event_type=cloudfront.LambdaEdgeEventType.ORIGIN_RESPONSE,
+            )
+        ]
+
         key_group = None
         if cdn.private_prefixes:
             public_key = cloudfront.PublicKey(
@@ -133,7 +150,9 @@ class CdnStack(Stack):
             )
             key_group = cloudfront.KeyGroup(self, "SigningKeyGroup", items=[public_key])
 
-        def behaviour(*, private: bool = False, function=None) -> cloudfront.BehaviorOptions:
+        def behaviour(
+            *, private: bool = False, function=None, edge_lambdas=None
+        ) -> cloudfront.BehaviorOptions:
             associations = None
             if function is not None:
                 associations = [
@@ -150,6 +169,7 @@ class CdnStack(Stack):
                 response_headers_policy=headers,
                 function_associations=associations,
                 trusted_key_groups=[key_group] if private and key_group else None,
+                edge_lambdas=edge_lambdas,
                 compress=False,
             )
 
@@ -157,8 +177,8 @@ class CdnStack(Stack):
             f"/{prefix}*": behaviour(private=prefix in cdn.private_prefixes)
             for prefix in permanent_prefixes
         }
-        behaviours["/variants/*"] = behaviour()
-        behaviours["/img/*"] = behaviour(function=image_urls)
+        behaviours["/variants/*"] = behaviour(edge_lambdas=resize_on_miss)
+        behaviours["/img/*"] = behaviour(function=image_urls, edge_lambdas=resize_on_miss)
         behaviours[f"/{temp_prefix}*"] = behaviour(function=deny)
 
         self.log_bucket = s3.Bucket(
@@ -231,3 +251,71 @@ class CdnStack(Stack):
             )
         CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)
         CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
+
+    def _variant_resizer(
+        self, cdn: CdnConfig, *, bucket_name: str, key_alias: str, readable_prefixes: list[str]
+    ) -> cloudfront.experimental.EdgeFunction:
+        """The origin-response Lambda@Edge function (placed in us-east-1 by CDK)."""
+        config = edge_handler_config(
+            cdn,
+            bucket=bucket_name,
+            region=self.region,
+            kms_key_arn=self.format_arn(service="kms", resource=key_alias, resource_name=None),
+        )
+        bundle = build_edge_bundle(config)
+        Annotations.of(self).add_info(
+            f"edge bundle: {bundle_bytes(bundle) / 2**20:.1f} MiB unzipped"
+        )
+        resizer = cloudfront.experimental.EdgeFunction(
+            self,
+            "VariantResizer",
+            description="Generates image variants missing from S3 (origin-response).",
+            code=lambda_.Code.from_asset(str(bundle)),
+            handler="handler.handler",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            memory_size=cdn.edge_memory_size_mb,
+            timeout=Duration.seconds(30),
+        )
+        bucket_arn = f"arn:{self.partition}:s3:::{bucket_name}"
+        keys = self.format_arn(service="kms", resource="key", resource_name="*")
+        for statement in (
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[f"{bucket_arn}/{prefix}*" for prefix in readable_prefixes],
+            ),
+            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{bucket_arn}/variants/*"]),
+            iam.PolicyStatement(
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
+                resources=[keys],
+                conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": key_alias}},
+            ),
+        ):
+            resizer.add_to_role_policy(statement)
+        role = resizer.lambda_.role
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "Logs only: Lambda@Edge writes to log groups named after whichever region ran it,"
+            " which a policy scoped to one log group cannot name.",
+        )
+        for prefix in [*readable_prefixes, "variants/"]:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]",
+                f"Originals are read from {prefix} and variants written under variants/:"
+                " one object per request, keys known only at request time.",
+            )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{keys}]",
+            "The media key lives in another region's stack, so it is matched by its alias"
+            " (kms:ResourceAliases) rather than by key id.",
+        )
+        acknowledge(
+            resizer.lambda_,
+            "AwsSolutions-L1",
+            "Lambda@Edge runs Python up to 3.13; the newest Lambda runtime is not available"
+            " at the edge.",
+        )
+        return resizer

@@ -71,6 +71,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         storage.add_stack_dependency(replica, "Replication rules point at the replica bucket")
     cdn = None
     if config.cdn.enabled:
+        # After Storage: the buckets (and their CloudFront grants) must exist first.
         cdn = CdnStack(
             app,
             "Cdn",
@@ -79,7 +80,8 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             env=Environment(account=config.account, region=config.primary_region),
             app_name=config.app_name,
             cdn=config.cdn,
-            media_bucket_name=storage.media_bucket.bucket_name,
+            media_bucket_name=storage.media_bucket_name,
+            media_key_alias=storage.media_key_alias,
             permanent_prefixes=config.prefixes.permanent,
             temp_prefix=config.prefixes.temp,
             cors_allowed_origins=config.cors_allowed_origins,
@@ -87,4 +89,5 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             replica_bucket_name=replica.replica_bucket.bucket_name if replica else None,
             replica_region=config.replica.region if config.replica else None,
         )
+        cdn.add_stack_dependency(storage, "CloudFront reads the media bucket")
     return Deployment(storage=storage, replica=replica, cdn=cdn)

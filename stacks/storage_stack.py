@@ -51,10 +51,14 @@ class StorageStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
 
+        # Fixed names let stacks in other regions (the us-east-1 edge function) name the
+        # bucket and key without cross-region exports.
+        self.media_bucket_name = f"{app_name}-media-{self.account}-{self.region}"
+        self.media_key_alias = f"alias/{app_name}/media"
         self.media_key = customer_key(
             self,
             "MediaKey",
-            alias=f"alias/{app_name}/media",
+            alias=self.media_key_alias,
             description=f"Encrypts {app_name} media objects and the catalog table.",
         )
         self.access_logs = AccessLogBucket(
@@ -108,6 +112,7 @@ class StorageStack(Stack):
         self.media_bucket = s3.Bucket(
             self,
             "MediaBucket",
+            bucket_name=self.media_bucket_name,
             **media_bucket_props(
                 key=self.media_key, access_logs=self.access_logs, log_prefix="media/"
             ),

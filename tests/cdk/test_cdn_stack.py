@@ -138,3 +138,69 @@ def test_custom_domain_and_private_prefixes(tmp_path):
     assert "TrustedKeyGroups" in paths["/videos/*"]
     assert "TrustedKeyGroups" not in paths["/images/*"]
     only(cdn, "AWS::CloudFront::KeyGroup")
+
+
+def test_variant_paths_resize_on_a_miss(cdn):
+    paths = behaviours(cdn)
+    for path in ("/variants/*", "/img/*"):
+        (association,) = paths[path]["LambdaFunctionAssociations"]
+        assert association["EventType"] == "origin-response"
+    assert "LambdaFunctionAssociations" not in paths["/images/*"]
+
+
+def test_edge_function_in_us_east_1_with_least_privilege(example):
+    (edge_id,) = [name for name in example.templates if name.startswith("edge-lambda-stack")]
+    manifest = json.loads((example.outdir / "manifest.json").read_text())
+    assert manifest["artifacts"][edge_id]["environment"] == "aws://123456789012/us-east-1"
+    edge = example.template(edge_id)
+    _, function = only(edge, "AWS::Lambda::Function")
+    assert function["Properties"]["Runtime"] == "python3.13"
+    assert function["Properties"]["Handler"] == "handler.handler"
+    assert function["Properties"]["MemorySize"] == 1536
+    assert function["Properties"]["Timeout"] == 30
+    assert "Environment" not in function["Properties"]  # Lambda@Edge takes none
+    _, role = only(edge, "AWS::IAM::Role")
+    principals = json.dumps(role["Properties"]["AssumeRolePolicyDocument"])
+    assert "edgelambda.amazonaws.com" in principals
+    assert "lambda.amazonaws.com" in principals
+    statements = next(iter(edge.find_resources("AWS::IAM::Policy").values()))["Properties"][
+        "PolicyDocument"
+    ]["Statement"]
+    by_action = {json.dumps(s["Action"]): s for s in statements}
+    bucket = "arn:aws:s3:::stowage-example-media-123456789012-eu-west-1"
+    assert by_action['"s3:PutObject"']["Resource"] == f"{bucket}/variants/*"
+    assert f"{bucket}/temp/*" not in json.dumps(statements)
+    kms = by_action['["kms:Decrypt", "kms:GenerateDataKey"]']
+    assert kms["Condition"] == {
+        "ForAnyValue:StringEquals": {"kms:ResourceAliases": "alias/stowage-example/media"}
+    }
+
+
+def test_edge_bundle_is_complete_deterministic_and_small():
+    from stacks.config import load_config
+    from stacks.constructs.edge_bundle import MAX_BUNDLE_BYTES, build_edge_bundle, bundle_bytes
+    from stacks.edge_config import edge_handler_config
+
+    config = edge_handler_config(
+        load_config("example").cdn, bucket="b", region="eu-west-1", kms_key_arn="arn:k"
+    )
+    bundle = build_edge_bundle(config)
+    assert build_edge_bundle(config) == bundle  # same inputs, same asset
+    for name in (
+        "handler.py",
+        "image_core.py",
+        "stowage/keys.py",
+        "stowage/errors.py",
+        "config.json",
+        "PIL/Image.py",
+    ):
+        assert (bundle / name).is_file(), name
+    wheels = [p.name for p in bundle.glob("pillow-*.dist-info")]
+    assert wheels == ["pillow-13.0.0.dist-info"]
+    tag = (bundle / wheels[0] / "WHEEL").read_text()
+    assert "cp313-cp313-manylinux_2_28_x86_64" in tag
+    assert json.loads((bundle / "config.json").read_text())["bucket"] == "b"
+    assert not list(bundle.rglob("__pycache__"))
+    assert 0 < bundle_bytes(bundle) < MAX_BUNDLE_BYTES
+    other = build_edge_bundle({**config, "bucket": "c"})
+    assert other != bundle

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cdk.conftest import ROOT
+
 
 @pytest.mark.parametrize("deployment", ["example", "single_region"])
 def test_cfn_lint_is_clean(request, deployment):
@@ -17,6 +19,7 @@ def test_cfn_lint_is_clean(request, deployment):
         [str(cfn_lint), "--format", "parseable", *templates],
         capture_output=True,
         text=True,
+        cwd=ROOT,  # where .cfnlintrc.yaml is
         timeout=600,
         check=False,
     )
