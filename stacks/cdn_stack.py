@@ -14,6 +14,8 @@ from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -21,7 +23,11 @@ from constructs import Construct
 
 from stacks.config import CdnConfig
 from stacks.constructs.buckets import private_bucket_props
-from stacks.constructs.edge_bundle import build_edge_bundle, bundle_bytes
+from stacks.constructs.edge_bundle import (
+    build_edge_bundle,
+    build_invalidator_bundle,
+    bundle_bytes,
+)
 from stacks.constructs.nag import acknowledge
 from stacks.edge_config import cloudfront_function_code, edge_handler_config
 
@@ -249,6 +255,7 @@ class CdnStack(Stack):
                 " certificate, whose TLS policy cannot be raised; set cdn.domain_name and"
                 " cdn.certificate_arn to enforce TLSv1.2_2021.",
             )
+        self._invalidate_on_change(bucket_name=media_bucket_name, prefixes=list(permanent_prefixes))
         CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)
         CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
 
@@ -319,3 +326,57 @@ class CdnStack(Stack):
             " at the edge.",
         )
         return resizer
+
+    def _invalidate_on_change(self, *, bucket_name: str, prefixes: list[str]) -> None:
+        """An original overwritten or deleted: drop its variants and invalidate them."""
+        invalidator = lambda_.Function(
+            self,
+            "VariantInvalidator",
+            description="Deletes stored variants of a changed original and invalidates them.",
+            code=lambda_.Code.from_asset(str(build_invalidator_bundle())),
+            handler="invalidate.handler",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            timeout=Duration.seconds(60),
+            environment={
+                "STOWAGE_BUCKET": bucket_name,
+                "STOWAGE_DISTRIBUTION_ID": self.distribution.distribution_id,
+            },
+        )
+        bucket_arn = f"arn:{self.partition}:s3:::{bucket_name}"
+        invalidator.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[bucket_arn],
+                conditions={"StringLike": {"s3:prefix": "variants/*"}},
+            )
+        )
+        invalidator.add_to_role_policy(
+            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[f"{bucket_arn}/variants/*"])
+        )
+        self.distribution.grant_create_invalidation(invalidator)
+        events.Rule(
+            self,
+            "OriginalChanged",
+            description="Originals overwritten or deleted in the media bucket.",
+            event_pattern=events.EventPattern(
+                source=["aws.s3"],
+                detail_type=["Object Created", "Object Deleted"],
+                detail={
+                    "bucket": {"name": [bucket_name]},
+                    "object": {"key": [{"prefix": prefix} for prefix in prefixes]},
+                },
+            ),
+            targets=[targets.LambdaFunction(invalidator, retry_attempts=4)],
+        )
+        acknowledge(
+            invalidator.role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "Logs only: CloudWatch Logs permissions for this function's own log group.",
+        )
+        acknowledge(
+            invalidator.role,
+            f"AwsSolutions-IAM5[Resource::{bucket_arn}/variants/*]",
+            "Deletes the stored variants of whichever original changed: keys known only"
+            " from the event.",
+        )

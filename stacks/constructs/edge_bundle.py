@@ -25,13 +25,18 @@ PIP_PLATFORM = [
     "cp",
     "--only-binary=:all:",
 ]
-SOURCES = {
-    "handler.py": ROOT / "lambda_edge" / "handler.py",
-    "image_core.py": ROOT / "lambda_edge" / "image_core.py",
+# The one key validator, shared with the runtime.
+KEY_RULES = {
     "stowage/__init__.py": ROOT / "runtime" / "stowage" / "__init__.py",
     "stowage/keys.py": ROOT / "runtime" / "stowage" / "keys.py",
     "stowage/errors.py": ROOT / "runtime" / "stowage" / "errors.py",
 }
+SOURCES = {
+    "handler.py": ROOT / "lambda_edge" / "handler.py",
+    "image_core.py": ROOT / "lambda_edge" / "image_core.py",
+    **KEY_RULES,
+}
+INVALIDATOR_SOURCES = {"invalidate.py": ROOT / "lambda_edge" / "invalidate.py", **KEY_RULES}
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 
 
@@ -76,6 +81,23 @@ def build_edge_bundle(config: dict) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     work.rename(target)
     done.write_text(f"{size}\n")
+    return target
+
+
+def build_invalidator_bundle() -> Path:
+    """The regional invalidation function: its module and the key rules (boto3 is in the
+    Lambda runtime)."""
+    digest = hashlib.sha256()
+    for name, path in sorted(INVALIDATOR_SOURCES.items()):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    target = CACHE / f"invalidator-{digest.hexdigest()[:24]}"
+    if not target.is_dir():
+        work = target.with_suffix(".tmp")
+        shutil.rmtree(work, ignore_errors=True)
+        for name, path in INVALIDATOR_SOURCES.items():
+            (work / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, work / name)
+        work.rename(target)
     return target
 
 

@@ -204,3 +204,32 @@ def test_edge_bundle_is_complete_deterministic_and_small():
     assert 0 < bundle_bytes(bundle) < MAX_BUNDLE_BYTES
     other = build_edge_bundle({**config, "bucket": "c"})
     assert other != bundle
+
+
+def test_changed_originals_invalidate_their_variants(cdn):
+    _, rule = only(cdn, "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"]
+    assert pattern["detail-type"] == ["Object Created", "Object Deleted"]
+    assert pattern["detail"]["bucket"]["name"] == ["stowage-example-media-123456789012-eu-west-1"]
+    assert {p["prefix"] for p in pattern["detail"]["object"]["key"]} == {
+        "videos/",
+        "images/",
+        "transcripts/",
+        "processed/",
+    }
+    functions = cdn.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "invalidate.handler"}}
+    )
+    ((function_id, function),) = functions.items()
+    assert rule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]}
+    env = function["Properties"]["Environment"]["Variables"]
+    assert env["STOWAGE_BUCKET"] == "stowage-example-media-123456789012-eu-west-1"
+    statements = json.dumps(
+        [p["Properties"]["PolicyDocument"] for p in cdn.find_resources("AWS::IAM::Policy").values()]
+    )
+    assert "cloudfront:CreateInvalidation" in statements
+    assert (
+        '"s3:DeleteObject", "Effect": "Allow", "Resource": "arn:aws:s3:::stowage-example-media-123456789012-eu-west-1/variants/*"'
+        in statements
+    )

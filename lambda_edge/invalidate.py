@@ -1,0 +1,57 @@
+"""Regional Lambda: when an original is overwritten or deleted, drop its stored variants and
+invalidate ``/variants/{original_key}/*`` so viewers never get the old picture.
+
+Triggered by EventBridge ("Object Created"/"Object Deleted" on the permanent prefixes of
+the media bucket). Settings come from the environment (this is not an edge function).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from urllib.parse import quote
+
+import boto3
+
+from stowage.errors import InvalidKey
+from stowage.keys import validate_key
+
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+_clients: dict = {}
+
+
+def client(name: str):
+    if name not in _clients:
+        _clients[name] = boto3.client(name)
+    return _clients[name]
+
+
+def handler(event, context=None) -> dict:
+    key = event["detail"]["object"]["key"]
+    try:
+        validate_key(key)
+    except InvalidKey as exc:
+        log.warning("ignoring event for invalid key %r: %s", key, exc)
+        return {"key": key, "deleted": 0, "invalidated": None}
+    if key.startswith("variants/"):
+        return {"key": key, "deleted": 0, "invalidated": None}
+    bucket = os.environ["STOWAGE_BUCKET"]
+    prefix = f"variants/{key}/"
+    s3 = client("s3")
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+        if objects:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            deleted += len(objects)
+    path = f"/variants/{quote(key, safe='/')}/*"
+    client("cloudfront").create_invalidation(
+        DistributionId=os.environ["STOWAGE_DISTRIBUTION_ID"],
+        InvalidationBatch={
+            "Paths": {"Quantity": 1, "Items": [path]},
+            "CallerReference": event.get("id") or f"{key}-{context.aws_request_id}",
+        },
+    )
+    log.info("invalidated %s (%d stored variants deleted)", path, deleted)
+    return {"key": key, "deleted": deleted, "invalidated": path}
