@@ -7,6 +7,7 @@ from cdk_nag import AwsSolutionsChecks
 
 from stacks.cdn_stack import CdnStack
 from stacks.config import DeploymentConfig
+from stacks.lightsail_stack import LightsailStack
 from stacks.replica_stack import ReplicaStack
 from stacks.storage_stack import StorageStack
 
@@ -16,6 +17,7 @@ class Deployment:
     storage: StorageStack
     replica: ReplicaStack | None
     cdn: CdnStack | None
+    lightsail: LightsailStack | None
 
 
 def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
@@ -90,4 +92,18 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             replica_region=config.replica.region if config.replica else None,
         )
         cdn.add_stack_dependency(storage, "CloudFront reads the media bucket")
-    return Deployment(storage=storage, replica=replica, cdn=cdn)
+
+    host = None
+    if config.lightsail is not None and config.lightsail.enabled:
+        host = LightsailStack(
+            app,
+            "Lightsail",
+            stack_name=f"{config.app_name}-lightsail",
+            description=f"Stowage {config.app_name}: the single host",
+            env=Environment(account=config.account, region=config.primary_region),
+            termination_protection=True,
+            app_name=config.app_name,
+            host=config.lightsail,
+            credentials_secret_arn=storage.runtime_access.credentials_secret.secret_arn,
+        )
+    return Deployment(storage=storage, replica=replica, cdn=cdn, lightsail=host)

@@ -32,6 +32,7 @@ def snapshot_json(snapshot):
         ("example", "Storage"),
         ("example", "Replica"),
         ("example", "Cdn"),
+        ("example", "Lightsail"),
         ("example", "edge-lambda-stack-c816d30614d1dcf057a0c7c5a34b2c4fcba60ee04f"),
         ("single_region", "Storage"),
     ],

@@ -1,0 +1,106 @@
+"""LightsailStack: the single-host topology's instance, static IP, snapshots and data disk.
+
+Lightsail has only L1 resources. Instance name, blueprint, bundle and zone are create-only:
+changing one replaces the host (and needs a new name). The instance is retained on stack
+deletion because deleting it deletes its automatic snapshots too.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_lightsail as lightsail
+from constructs import Construct
+
+from stacks.config import LightsailConfig
+
+SSH_USERS = {"debian_12": "admin", "ubuntu_24_04": "ubuntu"}
+DATA_DISK_PATH = "/dev/xvdf"
+
+
+def _port(port: int, **access) -> lightsail.CfnInstance.PortProperty:
+    return lightsail.CfnInstance.PortProperty(
+        from_port=port, to_port=port, protocol="tcp", **access
+    )
+
+
+class LightsailStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        app_name: str,
+        host: LightsailConfig,
+        credentials_secret_arn: str,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        instance_name = f"{app_name}-host"
+        disk = None
+        if host.data_disk_size_gb:
+            # Stateful: the media lives here when a data disk is configured.
+            disk = lightsail.CfnDisk(
+                self,
+                "DataDisk",
+                disk_name=f"{app_name}-media",
+                size_in_gb=host.data_disk_size_gb,
+                availability_zone=host.availability_zone,
+            )
+            disk.apply_removal_policy(RemovalPolicy.RETAIN)
+
+        # Stateful: the host, its local media and (with it) its automatic snapshots.
+        self.instance = lightsail.CfnInstance(
+            self,
+            "Host",
+            instance_name=instance_name,
+            blueprint_id=host.blueprint_id,
+            bundle_id=host.bundle_id,
+            availability_zone=host.availability_zone,
+            key_pair_name=host.key_pair_name,
+            networking=lightsail.CfnInstance.NetworkingProperty(
+                # Listing ports replaces Lightsail's defaults: SSH must be listed (restricted).
+                ports=[
+                    _port(22, cidrs=list(host.ssh_allowed_cidrs)),
+                    _port(80, cidrs=["0.0.0.0/0"], ipv6_cidrs=["::/0"]),
+                    _port(443, cidrs=["0.0.0.0/0"], ipv6_cidrs=["::/0"]),
+                ]
+            ),
+            add_ons=[
+                lightsail.CfnInstance.AddOnProperty(
+                    add_on_type="AutoSnapshot",
+                    status="Enabled",
+                    auto_snapshot_add_on_request=lightsail.CfnInstance.AutoSnapshotAddOnProperty(
+                        snapshot_time_of_day=host.snapshot_time_of_day
+                    ),
+                )
+            ],
+            hardware=lightsail.CfnInstance.HardwareProperty(
+                disks=[
+                    lightsail.CfnInstance.DiskProperty(
+                        disk_name=disk.disk_name, path=DATA_DISK_PATH
+                    )
+                ]
+            )
+            if disk
+            else None,
+        )
+        self.instance.apply_removal_policy(RemovalPolicy.RETAIN)
+        if disk:
+            self.instance.add_dependency(disk)
+
+        self.static_ip = lightsail.CfnStaticIp(
+            self, "StaticIp", static_ip_name=f"{app_name}-ip", attached_to=self.instance.ref
+        )
+
+        for output_id, value, description in (
+            ("StaticIpAddress", self.static_ip.attr_ip_address, "Public address of the host"),
+            ("InstanceName", self.instance.ref, "Lightsail instance"),
+            ("SshUser", SSH_USERS[host.blueprint_id], "Login user of the blueprint"),
+            ("DataDiskPath", DATA_DISK_PATH if disk else "none", "Block device of the data disk"),
+            (
+                "HostCredentialsSecretArn",
+                credentials_secret_arn,
+                "Secret with the host's S3 access key (for migration)",
+            ),
+        ):
+            CfnOutput(self, output_id, value=value, description=description)
