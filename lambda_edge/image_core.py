@@ -17,7 +17,7 @@ from urllib.parse import unquote
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stowage.errors import InvalidKey
-from stowage.keys import validate_key
+from stowage.keys import VARIANTS_PREFIX, validate_key
 
 CONTENT_TYPES = {
     "avif": "image/avif",
@@ -96,7 +96,7 @@ def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
         key = validate_key(unquote(match["key"], errors="strict"))
     except (InvalidKey, UnicodeDecodeError) as exc:
         raise VariantError(400, f"invalid original key: {exc}") from None
-    if key.startswith("variants/"):
+    if key.startswith(VARIANTS_PREFIX):
         raise VariantError(400, "a variant of a variant is not served")
     width, height, fmt = int(match["w"]), int(match["h"]), match["fmt"]
     if fmt not in config.formats:

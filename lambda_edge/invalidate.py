@@ -14,7 +14,7 @@ from urllib.parse import quote
 import boto3
 
 from stowage.errors import InvalidKey
-from stowage.keys import validate_key
+from stowage.keys import VARIANTS_PREFIX, validate_key
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -34,7 +34,7 @@ def handler(event, context=None) -> dict:
     except InvalidKey as exc:
         log.warning("ignoring event for invalid key %r: %s", key, exc)
         return {"key": key, "deleted": 0, "invalidated": None}
-    if key.startswith("variants/"):
+    if key.startswith(VARIANTS_PREFIX):
         return {"key": key, "deleted": 0, "invalidated": None}
     bucket = os.environ["STOWAGE_BUCKET"]
     prefix = f"variants/{key}/"

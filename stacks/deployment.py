@@ -20,6 +20,23 @@ class Deployment:
     lightsail: LightsailStack | None
 
 
+def _identity(
+    config: DeploymentConfig,
+    name: str,
+    purpose: str,
+    region: str | None = None,
+    *,
+    protected: bool = True,
+) -> dict:
+    """Name, description, account/region and termination protection of one stack."""
+    return {
+        "stack_name": f"{config.app_name}-{name}",
+        "description": f"Stowage {config.app_name}: {purpose}",
+        "env": Environment(account=config.account, region=region or config.primary_region),
+        "termination_protection": protected,
+    }
+
+
 def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
     """Instantiate the stacks ``config`` asks for, with cdk-nag AwsSolutions on all of them."""
     Validations.of(app).add_plugins(AwsSolutionsChecks(app))
@@ -32,10 +49,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         replica = ReplicaStack(
             app,
             "Replica",
-            stack_name=f"{config.app_name}-replica",
-            description=f"Stowage {config.app_name}: replica bucket and key",
-            env=Environment(account=config.account, region=config.replica.region),
-            termination_protection=True,
+            **_identity(config, "replica", "replica bucket and key", config.replica.region),
             app_name=config.app_name,
             noncurrent_version_expiry_days=config.noncurrent_version_expiry_days,
             access_log_expiry_days=config.access_log_expiry_days,
@@ -45,10 +59,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
     storage = StorageStack(
         app,
         "Storage",
-        stack_name=f"{config.app_name}-storage",
-        description=f"Stowage {config.app_name}: media bucket, catalog, runtime access, alerts",
-        env=Environment(account=config.account, region=config.primary_region),
-        termination_protection=True,
+        **_identity(config, "storage", "media bucket, catalog, runtime access, alerts"),
         app_name=config.app_name,
         permanent_prefixes=config.prefixes.permanent,
         temp_prefix=config.prefixes.temp,
@@ -77,9 +88,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         cdn = CdnStack(
             app,
             "Cdn",
-            stack_name=f"{config.app_name}-cdn",
-            description=f"Stowage {config.app_name}: CloudFront for media and image variants",
-            env=Environment(account=config.account, region=config.primary_region),
+            **_identity(config, "cdn", "CloudFront for media and image variants", protected=False),
             app_name=config.app_name,
             cdn=config.cdn,
             media_bucket_name=storage.media_bucket_name,
@@ -98,10 +107,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         host = LightsailStack(
             app,
             "Lightsail",
-            stack_name=f"{config.app_name}-lightsail",
-            description=f"Stowage {config.app_name}: the single host",
-            env=Environment(account=config.account, region=config.primary_region),
-            termination_protection=True,
+            **_identity(config, "lightsail", "the single host"),
             app_name=config.app_name,
             host=config.lightsail,
             credentials_secret_arn=storage.runtime_access.credentials_secret.secret_arn,

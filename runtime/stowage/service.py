@@ -25,6 +25,7 @@ from stowage.errors import BadRequest, Conflict, DiskFull, TooLarge
 from stowage.keys import (
     KIND_PREFIX,
     TEMP_PREFIX,
+    VARIANTS_PREFIX,
     new_key,
     new_upload_id,
     permanent_key,
@@ -362,7 +363,7 @@ class Stowage:
         seen: set[str] = set()
         for info in self.backend.list(""):
             seen.add(info.key)
-            if info.key.startswith("variants/") or self.catalog.get_by_key(info.key):
+            if info.key.startswith(VARIANTS_PREFIX) or self.catalog.get_by_key(info.key):
                 continue
             full = info if info.sha256 and info.content_type else self.backend.head(info.key)
             sha256 = full.sha256 or self.backend.sha256(info.key)

@@ -14,6 +14,7 @@ from starlette.requests import ClientDisconnect
 
 from stowage import __version__
 from stowage.api.metrics import Metrics
+from stowage.api.models import ErrorOut
 from stowage.api.routes import files, health, multipart, uploads
 from stowage.errors import StowageError
 from stowage.service import Stowage
@@ -30,6 +31,18 @@ _HTTP_CODES = {
     413: "too_large",
     415: "unsupported_type",
     416: "range_not_satisfiable",
+}
+
+
+_ERRORS = {
+    400: "Bad input (key, parameters, body)",
+    401: "No bearer token",
+    403: "Wrong token or signature",
+    404: "No such upload or object",
+    409: "Conflicts with what is stored",
+    413: "Over the upload limit",
+    415: "Content type not allowed for this kind",
+    507: "Media filesystem full",
 }
 
 
@@ -53,13 +66,26 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         description="Media-file storage on local disk or S3: uploads, signed downloads, cleanup.",
         lifespan=lifespan,
         redirect_slashes=False,
+        # Every route may answer the error contract; the document says so.
         responses={
-            400: {"model": None, "description": "Bad input"},
+            status: {"model": ErrorOut, "description": description}
+            for status, description in _ERRORS.items()
         },
     )
     if service is not None:
         app.state.service = service
     app.state.metrics = Metrics()
+    generate = app.openapi
+
+    def openapi() -> dict:
+        # Validation errors are answered as 400 with the error contract, never FastAPI's 422.
+        schema = generate()
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.get("responses", {}).pop("422", None)
+        return schema
+
+    app.openapi = openapi
     for module in (health, multipart, uploads, files):
         app.include_router(module.router)
 

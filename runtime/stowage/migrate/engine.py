@@ -123,10 +123,6 @@ class SourceReader(ChunkReader):
         return data
 
 
-def hash_object(backend: Backend, key: str) -> str:
-    return backend.sha256(key)
-
-
 # --- options and reports -------------------------------------------------------------------
 
 
@@ -210,11 +206,11 @@ class Migration:
         dst_full = dst if dst.sha256 else self.destination.head(dst.key)
         src_sha = src_full.sha256
         if self.options.checksum or not src_sha:
-            src_sha = hash_object(self.source, src.key)
+            src_sha = self.source.sha256(src.key)
         entry.src_sha256 = src_sha
         dst_sha = dst_full.sha256
         if self.options.checksum or not dst_sha:
-            dst_sha = hash_object(self.destination, dst.key)
+            dst_sha = self.destination.sha256(dst.key)
         entry.dst_prev_version = dst_full.version_id
         entry.dst_prev_sha256 = dst_sha
         if dst.size == src.size and dst_sha == src_sha:
@@ -358,7 +354,7 @@ class Migration:
             return False
         if existing.size != entry.size or existing.sha256 is None:
             return False
-        entry.src_sha256 = entry.src_sha256 or hash_object(self.source, entry.key)
+        entry.src_sha256 = entry.src_sha256 or self.source.sha256(entry.key)
         if existing.sha256 != entry.src_sha256:
             return False
         self._verify_destination(entry, existing)
@@ -370,7 +366,7 @@ class Migration:
         if isinstance(self.destination, LocalBackend) or not hasattr(
             self.destination, "stored_checksum"
         ):
-            actual = hash_object(self.destination, entry.key)
+            actual = self.destination.sha256(entry.key)
             if actual != entry.src_sha256:
                 raise StowageError(f"destination hash {actual} != source {entry.src_sha256}")
         elif info.sha256 != entry.src_sha256:
@@ -513,7 +509,7 @@ def verify(source: Backend, destination: Backend, options: Options) -> tuple[lis
         try:
             if src[key].size != dst[key].size:
                 return Difference(key, "size", str(src[key].size), str(dst[key].size))
-            a, b = hash_object(source, key), hash_object(destination, key)
+            a, b = source.sha256(key), destination.sha256(key)
             return None if a == b else Difference(key, "sha256", a, b)
         finally:
             progress.add_bytes(src[key].size)
