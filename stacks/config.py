@@ -25,6 +25,9 @@ from pydantic import (
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
+SSH_USERS = {"debian_12": "admin", "ubuntu_24_04": "ubuntu"}
+DATA_DISK_DEVICE = "/dev/xvdf"
+
 # Commercial AWS regions. A typo in a region would otherwise only surface at deploy time,
 # as a stack that silently targets nothing; add new regions here as AWS opens them.
 AWS_REGIONS = frozenset(
@@ -234,6 +237,16 @@ class LightsailConfig(_Model):
     max_upload_mb: int = Field(default=2048, gt=0)
     disk_alert_threshold_percent: int = Field(default=80, gt=0, lt=100)
 
+    @property
+    def ssh_user(self) -> str:
+        """The login user Lightsail creates for the blueprint."""
+        return SSH_USERS[self.blueprint_id]
+
+    @property
+    def data_disk_device(self) -> str | None:
+        """Block device the data disk is attached at, or None without one."""
+        return DATA_DISK_DEVICE if self.data_disk_size_gb else None
+
 
 class DeploymentConfig(_Model):
     """One deployment of Stowage: what ``config/NAME.yaml`` holds."""
@@ -289,6 +302,11 @@ class DeploymentConfig(_Model):
                 " permanent prefixes"
             )
         return self
+
+    @property
+    def media_bucket_name(self) -> str:
+        """Fixed, so stacks in other regions and the host can name it without lookups."""
+        return f"{self.app_name}-media-{self.account}-{self.primary_region}"
 
     @property
     def temp_expiry_days(self) -> int:

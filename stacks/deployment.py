@@ -61,6 +61,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         "Storage",
         **_identity(config, "storage", "media bucket, catalog, runtime access, alerts"),
         app_name=config.app_name,
+        media_bucket_name=config.media_bucket_name,
         permanent_prefixes=config.prefixes.permanent,
         temp_prefix=config.prefixes.temp,
         temp_expiry_days=config.temp_expiry_days,

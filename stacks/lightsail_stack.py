@@ -13,9 +13,6 @@ from constructs import Construct
 
 from stacks.config import LightsailConfig
 
-SSH_USERS = {"debian_12": "admin", "ubuntu_24_04": "ubuntu"}
-DATA_DISK_PATH = "/dev/xvdf"
-
 
 def _port(port: int, **access) -> lightsail.CfnInstance.PortProperty:
     return lightsail.CfnInstance.PortProperty(
@@ -45,6 +42,16 @@ class LightsailStack(Stack):
                 disk_name=f"{app_name}-media",
                 size_in_gb=host.data_disk_size_gb,
                 availability_zone=host.availability_zone,
+                # A disk has its own automatic snapshots: the instance's do not include it.
+                add_ons=[
+                    lightsail.CfnDisk.AddOnProperty(
+                        add_on_type="AutoSnapshot",
+                        status="Enabled",
+                        auto_snapshot_add_on_request=lightsail.CfnDisk.AutoSnapshotAddOnProperty(
+                            snapshot_time_of_day=host.snapshot_time_of_day
+                        ),
+                    )
+                ],
             )
             disk.apply_removal_policy(RemovalPolicy.RETAIN)
 
@@ -77,7 +84,7 @@ class LightsailStack(Stack):
             hardware=lightsail.CfnInstance.HardwareProperty(
                 disks=[
                     lightsail.CfnInstance.DiskProperty(
-                        disk_name=disk.disk_name, path=DATA_DISK_PATH
+                        disk_name=disk.disk_name, path=host.data_disk_device
                     )
                 ]
             )
@@ -95,8 +102,8 @@ class LightsailStack(Stack):
         for output_id, value, description in (
             ("StaticIpAddress", self.static_ip.attr_ip_address, "Public address of the host"),
             ("InstanceName", self.instance.ref, "Lightsail instance"),
-            ("SshUser", SSH_USERS[host.blueprint_id], "Login user of the blueprint"),
-            ("DataDiskPath", DATA_DISK_PATH if disk else "none", "Block device of the data disk"),
+            ("SshUser", host.ssh_user, "Login user of the blueprint"),
+            ("DataDiskPath", host.data_disk_device or "none", "Block device of the data disk"),
             (
                 "HostCredentialsSecretArn",
                 credentials_secret_arn,

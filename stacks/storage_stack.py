@@ -31,6 +31,7 @@ class StorageStack(Stack):
         construct_id: str,
         *,
         app_name: str,
+        media_bucket_name: str,
         permanent_prefixes: Sequence[str],
         temp_prefix: str,
         temp_expiry_days: int,
@@ -53,7 +54,7 @@ class StorageStack(Stack):
 
         # Fixed names let stacks in other regions (the us-east-1 edge function) name the
         # bucket and key without cross-region exports.
-        self.media_bucket_name = f"{app_name}-media-{self.account}-{self.region}"
+        self.media_bucket_name = media_bucket_name
         self.media_key_alias = f"alias/{app_name}/media"
         self.media_key = customer_key(
             self,

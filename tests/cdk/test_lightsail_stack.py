@@ -69,6 +69,13 @@ def test_data_disk_and_ubuntu(tmp_path):
     disk_id, disk = only(template, "AWS::Lightsail::Disk")
     assert disk["Properties"]["SizeInGb"] == 120
     assert disk["DeletionPolicy"] == "Retain"
+    assert disk["Properties"]["AddOns"] == [
+        {
+            "AddOnType": "AutoSnapshot",
+            "Status": "Enabled",
+            "AutoSnapshotAddOnRequest": {"SnapshotTimeOfDay": "06:00"},
+        }
+    ]
     _, instance = only(template, "AWS::Lightsail::Instance")
     assert instance["Properties"]["Hardware"]["Disks"] == [
         {"DiskName": "stowage-example-media", "Path": "/dev/xvdf"}
