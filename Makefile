@@ -19,7 +19,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: setup synth test lint format bench clean constraints
+.PHONY: setup synth test e2e converge lint format bench clean constraints
 
 setup: $(PY_STAMP) $(NODE_STAMP)
 
@@ -46,9 +46,18 @@ synth: setup
 test: setup
 	$(VENV)/bin/python -m pytest
 
+# The single-host end-to-end test alone (also part of `make test`): needs root.
+e2e: setup
+	$(VENV)/bin/python -m pytest tests/e2e
+
+# Configure the Lightsail host of config/$(CONFIG).yaml (AWS credentials and SSH key needed).
+converge: setup
+	cd ansible && STOWAGE_DEPLOYMENT=$(CONFIG) ansible-playbook site.yml
+
 lint: setup
 	ruff check .
 	ruff format --check .
+	cd ansible && ansible-lint
 
 format: setup
 	ruff format .

@@ -61,22 +61,29 @@ def main() -> None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(os.urandom(size))
         port, socket, peer_port = free_port(), tmp / "stowage.sock", free_port()
+        static_port = free_port()
         base = f"http://127.0.0.1:{port}"
-        static = f"        location /static/ {{ alias {root}/; }}"
+        static_base = f"http://127.0.0.1:{static_port}"
+        # The peer: the same Nginx workers, a plain static server with no link check.
+        static = (
+            f"    server {{ listen 127.0.0.1:{static_port}; sendfile on; tcp_nopush on;"
+            f" aio threads; open_file_cache max=10000 inactive=60s; open_file_cache_valid 30s;"
+            f" access_log {prefix}/static.access.log; location /static/ {{ alias {root}/; }} }}"
+        )
         conf = render_site(
             prefix,
             port=port,
             socket=socket,
             root=root,
             secret=SECRET,
-            body_limit="1m",
+            body_limit_mb=1,
             extra=static,
         )
         env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base)
         peer_env = {**os.environ, "BENCH_ROOT": str(root)}
         with (
             running([str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env),
-            running([nginx_binary(), "-c", str(conf)], ready_url=f"{base}/static/"),
+            running([nginx_binary(), "-c", str(conf)], ready_url=f"{static_base}/static/"),
             running(
                 [
                     str(BIN / "uvicorn"),
@@ -98,7 +105,7 @@ def main() -> None:
                 key = f"images/bench-{name}.bin"
                 urls = {
                     "a) signed URL via Nginx": sign_file_url(base, key, SECRET, ttl=3600),
-                    "b) plain Nginx static": f"{base}/static/{key}",
+                    "b) plain Nginx static": f"{static_base}/static/{key}",
                     "c) uvicorn FileResponse": f"http://127.0.0.1:{peer_port}/files/{key}",
                 }
                 connections = args.connections if name == "100KB" else 4

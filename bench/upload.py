@@ -65,7 +65,7 @@ def main() -> None:
         port, socket = free_port(), tmp / "stowage.sock"
         base = f"http://127.0.0.1:{port}"
         conf = render_site(
-            prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit="0"
+            prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit_mb=0
         )
         env = service_env(
             root,

@@ -1,40 +1,147 @@
-"""Render and start a real Nginx (Debian's package) in front of the service."""
+"""Render and start a real Nginx (Debian's package) with the Ansible role's Stowage site.
+
+The site and its secret file come from ``ansible/roles/nginx/templates`` itself, so what the
+runtime tests and benchmarks exercise is the configuration hosts get. Only the ``nginx.conf``
+skeleton around it (loopback port, temp paths under a prefix, root user) is the test's own.
+"""
 
 from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from string import Template
 
-from tests.helpers import ensure_debian_packages
+import jinja2
 
-TEMPLATE = Path(__file__).with_name("nginx_site.conf.tmpl")
+from tests.helpers import ROOT, ensure_debian_packages
+
+TEMPLATES = ROOT / "ansible" / "roles" / "nginx" / "templates"
+SKELETON = """\
+user root;
+worker_processes 2;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 512; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {prefix}/stowage.conf;
+{extra}
+}}
+"""
 
 
 def nginx_binary() -> str:
     return ensure_debian_packages("nginx", binary="nginx")
 
 
-def render_site(
-    prefix: Path, *, port: int, socket: Path, root: Path, secret: str, body_limit: str, extra=""
-) -> Path:
-    """Write ``prefix/nginx.conf`` and its temp directories; check it with ``nginx -t``."""
-    text = Template(TEMPLATE.read_text()).substitute(
-        prefix=prefix,
-        port=port,
-        socket=socket,
-        root=root,
-        secret=secret,
-        body_limit=body_limit,
-        extra=extra,
+def role_template(relative: str, **variables) -> str:
+    """Render one of the nginx role's templates with the role variables given."""
+    env = jinja2.Environment(  # noqa: S701 - renders an nginx config, not HTML
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,  # Ansible's template module defaults
     )
+    env.filters["comment"] = lambda text: f"#\n# {text}\n#"
+    return env.get_template(relative).render(ansible_managed="rendered by tests", **variables)
+
+
+def render_site(
+    prefix: Path,
+    *,
+    port: int,
+    socket: Path,
+    root: Path,
+    secret: str,
+    body_limit_mb: int,
+    extra: str = "",
+) -> Path:
+    """Write ``prefix/nginx.conf`` around the role's site; check it with ``nginx -t``.
+
+    ``extra`` is more configuration in the ``http`` block (another server, say).
+    """
+    secret_file = prefix / "stowage-secure-link.conf"
+    variables = {
+        "nginx_secure_link_secret": secret,
+        "nginx_secure_link_secret_file": secret_file,
+        "nginx_upstream_socket": socket,
+        "nginx_access_log": prefix / "access.log",
+        "nginx_client_max_body_size_mb": body_limit_mb,
+        "nginx_open_file_cache_max": 10000,
+        "nginx_files_cache_control": "private, max-age=3600",
+        "nginx_storage_root": root,
+        "nginx_listen_address": "127.0.0.1",
+        "nginx_listen_port": port,
+        "nginx_domain": "",
+        "__nginx_tls": False,
+    }
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / name).mkdir(parents=True, exist_ok=True)
+    secret_file.write_text(role_template("etc/nginx/stowage-secure-link.conf.j2", **variables))
+    secret_file.chmod(0o600)
+    (prefix / "stowage.conf").write_text(
+        role_template("etc/nginx/sites-available/stowage.conf.j2", **variables)
+    )
     conf = prefix / "nginx.conf"
-    conf.write_text(text)
+    conf.write_text(SKELETON.format(prefix=prefix, extra=extra))
     check = subprocess.run(
         [nginx_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, check=False
     )
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
     return conf
+
+
+# --- What a viewer and an API client see through the Stowage site: shared by the runtime
+# tests (Nginx started here) and the end-to-end test (Nginx on a converged host). ------------
+
+
+def assert_signed_downloads(base: str, upload: dict, data: bytes, secret: str) -> None:
+    """A signed link serves the file (200, ranges 206); tampered 403; expired 410."""
+    import hashlib
+    from urllib.parse import urlsplit
+
+    import httpx
+
+    from stowage.signing import sign_file_url
+
+    url = upload["download_url"]
+    assert url.startswith(base + "/files/"), url
+    ok = httpx.get(url)
+    assert ok.status_code == 200
+    assert hashlib.sha256(ok.content).hexdigest() == upload["sha256"]
+    assert ok.headers["server"] == "nginx"
+    assert ok.headers["cache-control"] == "private, max-age=3600"
+    assert ok.headers["x-content-type-options"] == "nosniff"
+
+    ranged = httpx.get(url, headers={"Range": "bytes=100-199"})
+    assert ranged.status_code == 206
+    assert ranged.content == data[100:200]
+
+    tampered = url.replace(urlsplit(url).query.split("md5=")[1][:22], "A" * 22)
+    assert httpx.get(tampered).status_code == 403
+    assert httpx.get(url.replace(upload["id"], "0" * 32)).status_code == 403
+    expired = sign_file_url(base, upload["key"], secret, ttl=-5)
+    assert httpx.get(expired).status_code == 410
+    assert httpx.get(base + "/files/" + upload["key"]).status_code == 403
+
+
+def assert_traversal_refused(client, headers: dict) -> None:
+    """Paths that climb out of the media root or into its internals get a 4xx, no file."""
+    for path in (
+        "/files/../etc/passwd",
+        "/files/%2e%2e/%2e%2e/etc/passwd",
+        "/files/.stowage/catalog.db",
+        "/api/files/..%2F..%2Fetc%2Fpasswd",
+        "/_stowage_internal/.stowage/catalog.db",
+    ):
+        response = client.get(path, headers=headers)
+        assert 400 <= response.status_code < 500, path
+        assert b"root:" not in response.content
+        assert b"SQLite" not in response.content
