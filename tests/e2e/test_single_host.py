@@ -1,0 +1,181 @@
+"""The single-host topology end to end: the playbook converges a booted Debian 12 host
+(systemd as PID 1, reached over SSH) and the host then serves Stowage through Nginx."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import HOST_KEY, TOKEN
+from tests.e2e.playbook import converge
+from tests.runtime.conftest import mp4_bytes
+from tests.runtime.nginx import assert_signed_downloads, assert_traversal_refused
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+SERVICES = ("nginx", "stowage", "cron")
+
+
+def tail(text: str, lines: int = 60) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def wait_healthy(site, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(site.base + "/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{site.base}/healthz did not answer 200 within {timeout} s")
+
+
+def active(site) -> list[str]:
+    result = site.host.ssh(f"systemctl is-active {' '.join(SERVICES)}", check=False)
+    return result.stdout.split()
+
+
+def test_playbook_converges_and_a_second_run_changes_nothing(site):
+    assert site.first.returncode == 0, tail(site.first.output)
+    assert site.first.recap["failed"] == 0
+    assert site.first.recap["changed"] > 0
+    assert site.second is not None
+    assert site.second.returncode == 0, tail(site.second.output)
+    assert site.second.recap["changed"] == 0, re.findall(r"^changed: .*$", site.second.output, re.M)
+
+
+def test_secrets_reach_the_env_file_and_never_the_output(site):
+    env = site.env_file()
+    assert env["AWS_ACCESS_KEY_ID"] == HOST_KEY["aws_access_key_id"]
+    assert env["AWS_SECRET_ACCESS_KEY"] == HOST_KEY["aws_secret_access_key"]
+    assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["STOWAGE_API_TOKENS"] == TOKEN
+    assert len(env["STOWAGE_SIGNING_SECRET"]) >= 32
+    for secret in (HOST_KEY["aws_secret_access_key"], env["STOWAGE_SIGNING_SECRET"], TOKEN):
+        assert secret not in site.first.output + site.second.output
+    # The copy Nginx checks links with is root's alone.
+    assert site.host.ssh("stat -c '%a %U' /etc/nginx/stowage-secure-link.conf").stdout.split() == [
+        "600",
+        "root",
+    ]
+
+
+def test_services_are_active_enabled_and_nginx_config_is_valid(site):
+    assert active(site) == ["active"] * len(SERVICES)
+    enabled = site.host.ssh(f"systemctl is-enabled {' '.join(SERVICES)}").stdout.split()
+    assert enabled == ["enabled"] * len(SERVICES)
+    site.host.ssh("nginx -t")
+    # The unit is hardened and runs as the static service user.
+    unit = site.host.ssh("systemctl show stowage -p User -p NoNewPrivileges -p ProtectSystem")
+    assert set(unit.stdout.split()) == {
+        "User=stowage",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+    }
+
+
+def test_the_deployment_config_reaches_the_host(site):
+    """tests/e2e/deployment.yaml: storage root /srv/media, 64 MiB uploads, 36 h temp expiry,
+    disk alert at 90 %: each arrives where it acts."""
+    cron = site.host.ssh("cat /etc/cron.d/stowage").stdout
+    assert re.search(
+        r"^0 2 \* \* \* stowage /usr/local/bin/stowage cleanup --older-than 36h ", cron, re.M
+    ), cron
+    assert re.search(
+        r"^\*/15 \* \* \* \* stowage /usr/local/bin/stowage disk-check --threshold 90 ", cron, re.M
+    ), cron
+    env_file = site.host.ssh("stat -c '%a %U' /etc/stowage/stowage.env").stdout.split()
+    assert env_file == ["600", "stowage"]
+    env = site.env_file()
+    assert env["STOWAGE_LOCAL_ROOT"] == "/srv/media"
+    assert env["STOWAGE_TEMP_MAX_AGE_HOURS"] == "36"
+    assert env["STOWAGE_MAX_UPLOAD_BYTES"] == str(64 * 2**20)
+    root = site.host.ssh("stat -c '%a %G' /srv/media /srv/media/images /srv/media/temp").stdout
+    assert root.splitlines() == ["2770 stowage"] * 3
+    assert "stowage" in site.host.ssh("id -nG www-data").stdout.split()
+    site.host.ssh("logrotate --debug /etc/logrotate.d/stowage")
+
+
+def test_uploads_and_signed_links_through_nginx(site):
+    data = mp4_bytes(3 * 1024 * 1024)
+    with httpx.Client(base_url=site.base, timeout=120) as client:
+        response = client.post(
+            "/api/upload/video", files={"file": ("clip.mp4", data)}, headers=AUTH
+        )
+        assert response.status_code == 201, response.text
+        upload = response.json()
+        site.uploads.append(upload)
+        assert_signed_downloads(site.base, upload, data, site.secret())
+
+        # Owned by the service, readable by Nginx through the shared group, nobody else.
+        stat = site.host.ssh(f"stat -c '%a %U %G' /srv/media/{upload['key']}").stdout.split()
+        assert stat == ["640", "stowage", "stowage"]
+
+        assert client.post("/api/upload/video", files={"file": ("c.mp4", data)}).status_code == 401
+        too_big = client.post(
+            "/api/upload/video",
+            files={"file": ("big.mp4", mp4_bytes(65 * 1024 * 1024))},
+            headers=AUTH,
+        )
+        assert too_big.status_code == 413
+
+
+def test_traversal_and_internal_paths_are_refused(site):
+    with httpx.Client(base_url=site.base, timeout=30) as client:
+        assert_traversal_refused(client, AUTH)
+
+
+def test_disk_check_alerts_when_the_threshold_is_lowered(site):
+    cron = site.host.ssh("cat /etc/cron.d/stowage").stdout
+    job = next(line for line in cron.splitlines() if "disk-check --" in line)
+    command = job.split(" stowage ", 1)[1].replace("--threshold 90", "--threshold 1")
+    # The job as cron runs it: the service user, a plain shell.
+    ran = site.host.ssh(f"su -s /bin/sh -c '{command}' stowage", check=False)
+    assert ran.returncode == 1, (command, ran.stdout, ran.stderr)  # 1: over the threshold
+    log = site.host.ssh("tail -n 1 /var/log/stowage/disk-check.log").stdout
+    assert log.startswith("ALERT /srv/media: "), log
+    assert any("stowage disk alert" in alert["text"] for alert in site.alerts.received)
+
+
+def test_the_service_comes_back_after_kill_9(site):
+    before = site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip()
+    site.host.ssh(f"kill -9 {before}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        after = site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip()
+        if after not in (before, "0") and active(site) == ["active"] * len(SERVICES):
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("stowage did not come back after kill -9")
+    wait_healthy(site)
+
+
+def test_everything_comes_back_after_a_reboot(site):
+    site.host.reboot()
+    assert active(site) == ["active"] * len(SERVICES)
+    wait_healthy(site)
+    upload = site.uploads[0]
+    served = httpx.get(upload["download_url"], timeout=30)
+    assert served.status_code == 200
+    assert hashlib.sha256(served.content).hexdigest() == upload["sha256"]
+
+
+def test_rotating_the_signing_secret_invalidates_old_links(site):
+    upload = site.uploads[0]
+    old_secret = site.secret()
+    rotated = converge(site.inventory, "-e", "runtime_signing_secret_rotate=true")
+    assert rotated.returncode == 0, tail(rotated.output)
+    new_secret = site.secret()
+    assert new_secret != old_secret
+    wait_healthy(site)
+    assert httpx.get(upload["download_url"], timeout=30).status_code == 403
+    with httpx.Client(base_url=site.base, timeout=30) as client:
+        fresh = client.get(f"/api/upload/{upload['id']}", headers=AUTH)
+        assert fresh.status_code == 200, fresh.text
+        assert httpx.get(fresh.json()["download_url"], timeout=30).status_code == 200
