@@ -61,10 +61,13 @@ def render_site(
     secret: str,
     body_limit_mb: int,
     extra: str = "",
+    tls: tuple[str, Path, int] | None = None,
 ) -> Path:
     """Write ``prefix/nginx.conf`` around the role's site; check it with ``nginx -t``.
 
-    ``extra`` is more configuration in the ``http`` block (another server, say).
+    ``extra`` is more configuration in the ``http`` block (another server, say). ``tls`` is
+    (domain, directory with fullchain.pem and privkey.pem, HTTPS port): the site as it is
+    once certbot has a certificate.
     """
     secret_file = prefix / "stowage-secure-link.conf"
     variables = {
@@ -78,9 +81,12 @@ def render_site(
         "nginx_storage_root": root,
         "nginx_listen_address": "127.0.0.1",
         "nginx_listen_port": port,
-        "nginx_domain": "",
-        "__nginx_tls": False,
+        "nginx_domain": tls[0] if tls else "",
+        "nginx_acme_webroot": prefix / "acme",
+        "__nginx_tls": bool(tls),
     }
+    if tls:
+        variables |= {"__nginx_certificate_dir": tls[1], "nginx_tls_port": tls[2]}
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / name).mkdir(parents=True, exist_ok=True)
     secret_file.write_text(role_template("etc/nginx/stowage-secure-link.conf.j2", **variables))

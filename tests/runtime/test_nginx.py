@@ -79,3 +79,45 @@ def test_api_downloads_are_handed_to_nginx(stack):
 
 def test_internal_files_and_traversal_are_refused(stack):
     assert_traversal_refused(stack["client"], AUTH)
+
+
+def test_the_tls_site_redirects_and_serves_over_https(tmp_path, nginx_bin):
+    """The site once certbot has a certificate (a self-signed one here): HTTP answers the
+    ACME challenge and redirects everything else; HTTPS carries HSTS and the same checks."""
+    import subprocess
+
+    certs, root, prefix = tmp_path / "certs", tmp_path / "media", tmp_path / "nginx"
+    for directory in (certs, root, prefix / "acme" / ".well-known" / "acme-challenge"):
+        directory.mkdir(parents=True)
+    (prefix / "acme/.well-known/acme-challenge/token").write_text("proof")
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=media.example.test"),
+            *("-keyout", str(certs / "privkey.pem"), "-out", str(certs / "fullchain.pem")),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    port, tls_port = free_port(), free_port()
+    conf = render_site(
+        prefix,
+        port=port,
+        socket=tmp_path / "absent.sock",
+        root=root,
+        secret=SECRET,
+        body_limit_mb=1,
+        tls=("media.example.test", certs, tls_port),
+    )
+    base, secure = f"http://127.0.0.1:{port}", f"https://127.0.0.1:{tls_port}"
+    with running([nginx_bin, "-c", str(conf)], log=tmp_path / "nginx.log"):
+        wait_for_http(f"{base}/.well-known/acme-challenge/token")
+        challenge = httpx.get(f"{base}/.well-known/acme-challenge/token")
+        assert (challenge.status_code, challenge.text) == (200, "proof")
+        redirect = httpx.get(f"{base}/files/a.jpg?x=1", headers={"Host": "media.example.test"})
+        assert redirect.status_code == 301
+        assert redirect.headers["location"] == "https://media.example.test/files/a.jpg?x=1"
+        with httpx.Client(verify=False) as client:  # noqa: S501 - self-signed test certificate
+            unsigned = client.get(f"{secure}/files/a.jpg")
+        assert unsigned.status_code == 403
+        assert unsigned.headers["strict-transport-security"] == "max-age=63072000"
