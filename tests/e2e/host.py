@@ -89,9 +89,11 @@ def base_rootfs() -> Path:
 class Host:
     """One booted container: ``ssh()`` runs commands, ``reboot()`` restarts it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, devices: dict[str, str] | None = None) -> None:
         ensure_debian_packages("systemd-container", binary="systemd-nspawn")
         self.workdir = workdir
+        # Block devices of this machine, by the name the host sees them under.
+        self.devices = devices or {}
         self.rootfs = workdir / "rootfs"
         self.key = workdir / "id_ed25519"
         self.ssh_port = free_port()
@@ -145,6 +147,7 @@ class Host:
                     "--keep-unit",
                     "--machine",
                     self.name,
+                    *(f"--bind={source}:{target}" for source, target in self.devices.items()),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -216,9 +219,9 @@ class Host:
 
 
 @contextlib.contextmanager
-def booted_host(workdir: Path) -> Iterator[Host]:
+def booted_host(workdir: Path, *, devices: dict[str, str] | None = None) -> Iterator[Host]:
     """A fresh copy of the cached image, booted; stopped and deleted at exit, failure too."""
-    host = Host(workdir)
+    host = Host(workdir, devices=devices)
     try:
         host.prepare()
         host.boot()
@@ -234,3 +237,18 @@ def booted_host(workdir: Path) -> Iterator[Host]:
         for mount in sorted((m for m in leftover if m.startswith(str(host.rootfs))), reverse=True):
             subprocess.run(["umount", "--lazy", mount], check=False)
         shutil.rmtree(host.rootfs, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def loop_device(image: Path, size_mb: int) -> Iterator[str]:
+    """A blank, sparse disk image attached as a loop device; detached at exit."""
+    with image.open("wb") as disk:
+        disk.truncate(size_mb * 2**20)
+    device = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        yield device
+    finally:
+        subprocess.run(["losetup", "--detach", device], check=False)
+        image.unlink(missing_ok=True)
