@@ -54,6 +54,7 @@ def test_secrets_reach_the_env_file_and_never_the_output(site):
     assert env["AWS_ACCESS_KEY_ID"] == HOST_KEY["aws_access_key_id"]
     assert env["AWS_SECRET_ACCESS_KEY"] == HOST_KEY["aws_secret_access_key"]
     assert env["AWS_DEFAULT_REGION"] == "eu-west-1"
+    assert env["STOWAGE_S3_BUCKET"] == "stowage-e2e-media-123456789012-eu-west-1"
     assert env["STOWAGE_API_TOKENS"] == TOKEN
     assert len(env["STOWAGE_SIGNING_SECRET"]) >= 32
     for secret in (HOST_KEY["aws_secret_access_key"], env["STOWAGE_SIGNING_SECRET"], TOKEN):
