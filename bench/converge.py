@@ -20,7 +20,6 @@ from pathlib import Path
 
 from tests.e2e.host import booted_host
 from tests.e2e.playbook import converge, write_inventory
-from tests.helpers import free_port
 
 
 def rss_mib(host, unit: str) -> float:
@@ -34,14 +33,8 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, booted_host(Path(tmp)) as host:
-        port = free_port()
-        inventory = write_inventory(
-            host,
-            Path(tmp) / "inventory.yml",
-            nginx_listen_address="127.0.0.1",
-            nginx_listen_port=port,
-            stowage_public_base_url=f"http://127.0.0.1:{port}",
-        )
+        inventory = Path(tmp) / "inventory.yml"
+        write_inventory(host, inventory)
         fresh = converge(inventory)
         if fresh.returncode:
             raise SystemExit(fresh.output[-4000:])

@@ -20,6 +20,19 @@ def _port(port: int, **access) -> lightsail.CfnInstance.PortProperty:
     )
 
 
+def _daily_snapshots(resource: type, time_of_day: str) -> list:
+    """The AutoSnapshot add-on of a CfnInstance or CfnDisk (each has its own property types)."""
+    return [
+        resource.AddOnProperty(
+            add_on_type="AutoSnapshot",
+            status="Enabled",
+            auto_snapshot_add_on_request=resource.AutoSnapshotAddOnProperty(
+                snapshot_time_of_day=time_of_day
+            ),
+        )
+    ]
+
+
 class LightsailStack(Stack):
     def __init__(
         self,
@@ -43,15 +56,7 @@ class LightsailStack(Stack):
                 size_in_gb=host.data_disk_size_gb,
                 availability_zone=host.availability_zone,
                 # A disk has its own automatic snapshots: the instance's do not include it.
-                add_ons=[
-                    lightsail.CfnDisk.AddOnProperty(
-                        add_on_type="AutoSnapshot",
-                        status="Enabled",
-                        auto_snapshot_add_on_request=lightsail.CfnDisk.AutoSnapshotAddOnProperty(
-                            snapshot_time_of_day=host.snapshot_time_of_day
-                        ),
-                    )
-                ],
+                add_ons=_daily_snapshots(lightsail.CfnDisk, host.snapshot_time_of_day),
             )
             disk.apply_removal_policy(RemovalPolicy.RETAIN)
 
@@ -72,15 +77,7 @@ class LightsailStack(Stack):
                     _port(443, cidrs=["0.0.0.0/0"], ipv6_cidrs=["::/0"]),
                 ]
             ),
-            add_ons=[
-                lightsail.CfnInstance.AddOnProperty(
-                    add_on_type="AutoSnapshot",
-                    status="Enabled",
-                    auto_snapshot_add_on_request=lightsail.CfnInstance.AutoSnapshotAddOnProperty(
-                        snapshot_time_of_day=host.snapshot_time_of_day
-                    ),
-                )
-            ],
+            add_ons=_daily_snapshots(lightsail.CfnInstance, host.snapshot_time_of_day),
             hardware=lightsail.CfnInstance.HardwareProperty(
                 disks=[
                     lightsail.CfnInstance.DiskProperty(

@@ -11,21 +11,13 @@ import sys
 import boto3
 import pytest
 
-from tests.ansible.test_roles import ANSIBLE_DIR, BIN
+from tests.ansible.test_roles import ANSIBLE_DIR, ansible
 
 STATIC = "inventory/example.static.yml"
 
 
-def inventory_list(inventory: str, **env) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(BIN / "ansible-inventory"), "-i", inventory, "--list"],
-        cwd=ANSIBLE_DIR,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
+def inventory_list(inventory: str, **env: str) -> subprocess.CompletedProcess:
+    return ansible("ansible-inventory", "-i", inventory, "--list", **env)
 
 
 def host_vars(result: subprocess.CompletedProcess, host: str) -> dict:

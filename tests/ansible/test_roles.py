@@ -18,11 +18,13 @@ ROLES = sorted(p.name for p in (ANSIBLE_DIR / "roles").iterdir() if p.is_dir())
 BIN = Path(sys.executable).parent
 
 
-def ansible(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def ansible(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run one of the venv's ansible commands in ansible/ (tests/conftest.py put the venv
+    first on PATH, which script inventories and ansible-lint rely on)."""
     return subprocess.run(
         [str(BIN / args[0]), *args[1:]],
         cwd=ANSIBLE_DIR,
-        env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", **(env or {})},
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         check=False,

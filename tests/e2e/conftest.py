@@ -92,15 +92,10 @@ def site(tmp_path_factory, host_credentials_secret) -> Site:
     with contextlib.ExitStack() as stack:
         alerts = stack.enter_context(AlertSink())
         host = stack.enter_context(booted_host(work))
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        inventory = write_inventory(
+        inventory = work / "inventory.yml"
+        base = write_inventory(
             host,
-            work / "inventory.yml",
-            # The container shares this machine's network: Nginx gets a free loopback port.
-            nginx_listen_address="127.0.0.1",
-            nginx_listen_port=port,
-            stowage_public_base_url=base,
+            inventory,
             runtime_api_tokens=[TOKEN],
             runtime_disk_alert_webhook=alerts.url,
             runtime_s3_credentials_secret_arn=host_credentials_secret,

@@ -111,9 +111,10 @@ class Host:
         ssh_dir = self.rootfs / "home" / USER / ".ssh"
         ssh_dir.mkdir(mode=0o700)
         (ssh_dir / "authorized_keys").write_text(self.key.with_suffix(".pub").read_text())
-        uid_gid = (self.rootfs / "etc/passwd").read_text().split(f"\n{USER}:x:")[1].split(":")
-        for path in (ssh_dir, ssh_dir / "authorized_keys"):
-            os.chown(path, int(uid_gid[0]), int(uid_gid[1]))
+        subprocess.run(
+            ["chroot", str(self.rootfs), "chown", "-R", f"{USER}:{USER}", f"/home/{USER}/.ssh"],
+            check=True,
+        )
         (self.rootfs / "etc/ssh/sshd_config.d/e2e.conf").write_text(
             f"Port {self.ssh_port}\nListenAddress 127.0.0.1\nPasswordAuthentication no\n"
         )

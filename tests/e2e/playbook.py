@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from tests.e2e.host import USER, Host
-from tests.helpers import ROOT
+from tests.helpers import ROOT, free_port
 
 ANSIBLE_DIR = ROOT / "ansible"
 DEPLOYMENT = Path(__file__).with_name("deployment.yaml")
@@ -33,18 +33,27 @@ class Run:
         return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(1))}
 
 
-def write_inventory(host: Host, path: Path, **host_vars) -> Path:
-    """A static inventory for the container, in the shape of inventory/example.static.yml."""
+def write_inventory(host: Host, path: Path, **host_vars) -> str:
+    """A static inventory for the container, in the shape of inventory/example.static.yml;
+    returns the base URL of the site.
+
+    The container shares this machine's network: Nginx listens on a free loopback port.
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
     connection = {
         "ansible_host": "127.0.0.1",
         "ansible_port": host.ssh_port,
         "ansible_user": USER,
         "ansible_ssh_private_key_file": str(host.key),
         "ansible_ssh_common_args": "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null",
+        "nginx_listen_address": "127.0.0.1",
+        "nginx_listen_port": port,
+        "stowage_public_base_url": base,
     }
     inventory = {"stowage": {"hosts": {"e2e": connection | host_vars}}}
     path.write_text(yaml.safe_dump(inventory, sort_keys=False))
-    return path
+    return base
 
 
 def converge(inventory: Path, *extra: str, deployment: Path = DEPLOYMENT) -> Run:

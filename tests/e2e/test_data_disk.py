@@ -16,7 +16,6 @@ import pytest
 from tests.e2e.conftest import TOKEN
 from tests.e2e.host import booted_host, loop_device
 from tests.e2e.playbook import DEPLOYMENT, converge, write_inventory
-from tests.helpers import free_port
 from tests.runtime.conftest import image_bytes
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -33,16 +32,8 @@ def disk_host(tmp_path_factory):
         loop_device(work / "disk.img", 512) as device,
         booted_host(work, devices={device: "/dev/xvdf"}) as host,
     ):
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        inventory = write_inventory(
-            host,
-            work / "inventory.yml",
-            nginx_listen_address="127.0.0.1",
-            nginx_listen_port=port,
-            stowage_public_base_url=base,
-            runtime_api_tokens=[TOKEN],
-        )
+        inventory = work / "inventory.yml"
+        base = write_inventory(host, inventory, runtime_api_tokens=[TOKEN])
         first = converge(inventory, deployment=deployment)
         assert first.returncode == 0, first.output[-4000:]
         yield host, base, inventory, deployment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,19 @@ from tests.helpers import free_port, running
 TOKEN = "test-token-0123456789abcdef"
 SECRET = "test-signing-secret-0123456789abcdef0123"
 BIN = Path(sys.executable).parent
+
+
+def stowage_cli(env: dict, *args: str, check: bool = True, cwd: Path | None = None):
+    """Run the ``stowage`` command line; the completed process, output as text."""
+    return subprocess.run(
+        [str(BIN / "stowage"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=check,
+        cwd=cwd,
+    )
 
 
 def create_catalog_table(name: str, endpoint_url: str) -> None:

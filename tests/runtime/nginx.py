@@ -7,11 +7,15 @@ skeleton around it (loopback port, temp paths under a prefix, root user) is the 
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import httpx
 import jinja2
 
+from stowage.signing import sign_file_url
 from tests.helpers import ROOT, ensure_debian_packages
 
 TEMPLATES = ROOT / "ansible" / "roles" / "nginx" / "templates"
@@ -110,13 +114,6 @@ def render_site(
 
 def assert_signed_downloads(base: str, upload: dict, data: bytes, secret: str) -> None:
     """A signed link serves the file (200, ranges 206); tampered 403; expired 410."""
-    import hashlib
-    from urllib.parse import urlsplit
-
-    import httpx
-
-    from stowage.signing import sign_file_url
-
     url = upload["download_url"]
     assert url.startswith(base + "/files/"), url
     ok = httpx.get(url)

@@ -6,27 +6,15 @@ import http.server
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 
 import httpx
 import pytest
 
-from tests.runtime.conftest import BIN, TOKEN, image_bytes
+from tests.runtime.conftest import TOKEN, image_bytes, stowage_cli
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-def stowage(env, *args, check=True):
-    return subprocess.run(
-        [str(BIN / "stowage"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
 
 
 @pytest.fixture
@@ -50,14 +38,14 @@ def test_cleanup_deletes_old_temp_objects_only(api):
 
     time.sleep(1.2)
     dry = json.loads(
-        stowage(api.env, "cleanup", "--older-than", "1s", "--dry-run", "--json").stdout
+        stowage_cli(api.env, "cleanup", "--older-than", "1s", "--dry-run", "--json").stdout
     )
     assert sorted(dry["deleted_objects"]) == sorted([temp["key"], "temp/images/2020/stray.png"])
     assert (api.root / temp["key"]).exists()
 
-    young = json.loads(stowage(api.env, "cleanup", "--older-than", "1h", "--json").stdout)
+    young = json.loads(stowage_cli(api.env, "cleanup", "--older-than", "1h", "--json").stdout)
     assert young["deleted_objects"] == ["temp/images/2020/stray.png"]
-    report = stowage(api.env, "cleanup", "--older-than", "1s").stdout
+    report = stowage_cli(api.env, "cleanup", "--older-than", "1s").stdout
     assert report.startswith("deleted 1 temp objects")
     assert not (api.root / temp["key"]).exists()
     assert (api.root / kept["key"]).exists()
@@ -66,7 +54,7 @@ def test_cleanup_deletes_old_temp_objects_only(api):
 
 
 def test_cleanup_rejects_a_bad_duration(api):
-    result = stowage(api.env, "cleanup", "--older-than", "soon", check=False)
+    result = stowage_cli(api.env, "cleanup", "--older-than", "soon", check=False)
     assert result.returncode == 2
     assert "is not a duration" in result.stderr
 
@@ -87,7 +75,7 @@ class Hook(http.server.BaseHTTPRequestHandler):
 def test_disk_check_thresholds_and_webhook(api):
     used = shutil.disk_usage(api.root)
     percent = 100 * used.used / used.total
-    ok = stowage(api.env, "disk-check", "--threshold", str(min(percent + 5, 99.9)), check=False)
+    ok = stowage_cli(api.env, "disk-check", "--threshold", str(min(percent + 5, 99.9)), check=False)
     assert ok.returncode == 0
     assert ok.stdout.startswith("OK ")
 
@@ -96,7 +84,7 @@ def test_disk_check_thresholds_and_webhook(api):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_port}/hook"
-        alert = stowage(
+        alert = stowage_cli(
             api.env, "disk-check", "--threshold", "0.001", "--webhook", url, check=False
         )
     finally:
@@ -111,11 +99,11 @@ def test_sign_url_gives_a_working_link(api):
     body = api.client.post(
         "/api/upload/image", files={"file": ("s.png", image_bytes())}, headers=AUTH
     ).json()
-    url = stowage(api.env, "sign-url", body["key"], "--expires", "5m").stdout.strip()
+    url = stowage_cli(api.env, "sign-url", body["key"], "--expires", "5m").stdout.strip()
     assert httpx.get(url).status_code == 200
     expires = int(url.split("expires=")[1].split("&")[0])
     assert 250 < expires - time.time() <= 300
-    bad = stowage(api.env, "sign-url", "../etc/passwd", check=False)
+    bad = stowage_cli(api.env, "sign-url", "../etc/passwd", check=False)
     assert bad.returncode == 3
     assert "'..'" in bad.stderr
 
@@ -138,7 +126,7 @@ def test_reindex_rebuilds_the_catalog(api):
             " 'image/png', 0, 'local', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00',"
             " NULL)"
         )
-    counts = json.loads(stowage(api.env, "reindex", "--json").stdout)
+    counts = json.loads(stowage_cli(api.env, "reindex", "--json").stdout)
     assert counts == {"added": 1, "removed": 1, "objects": 2}
     restored = api.client.get(f"/api/upload/{bodies[1]['id']}", headers=AUTH).json()
     assert restored["sha256"] == bodies[1]["sha256"]

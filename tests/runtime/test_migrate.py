@@ -18,7 +18,7 @@ import pytest
 from stowage.catalog import Record, open_catalog
 from stowage.keys import new_upload_id
 from tests.helpers import ensure_debian_packages
-from tests.runtime.conftest import BIN
+from tests.runtime.conftest import BIN, stowage_cli
 
 TRICKY_KEYS = [
     "images/café ☕/photo one.jpg",
@@ -41,16 +41,24 @@ def s3(aws_env, moto_url):
     return boto3.client("s3", endpoint_url=moto_url)
 
 
-def stowage(tmp_path: Path, *args: str, check: bool = True, **popen) -> subprocess.CompletedProcess:
-    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
-    return subprocess.run(
-        [str(BIN / "stowage"), *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=check,
+def migration_env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
+
+
+def stowage(tmp_path: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return stowage_cli(migration_env(tmp_path), *args, check=check, cwd=tmp_path)
+
+
+def start_migration(tmp_path: Path, bucket: str, bwlimit: str, **popen) -> subprocess.Popen:
+    """A slow local -> S3 migration in the background, to interrupt."""
+    return subprocess.Popen(
+        [
+            *(str(BIN / "stowage"), "migrate", str(tmp_path / "src"), f"s3://{bucket}"),
+            *("--workers", "2", "--bwlimit", bwlimit),
+        ],
+        env=migration_env(tmp_path),
         cwd=tmp_path,
+        **popen,
     )
 
 
@@ -162,20 +170,10 @@ def test_dry_run_lists_every_action_and_changes_nothing(tmp_path, s3, bucket):
 def test_kill_9_then_resume_copies_nothing_twice(tmp_path, s3, bucket):
     objects = {f"images/{n:03d}.bin": os.urandom(256 * 1024) for n in range(40)}
     fill_local(tmp_path / "src", objects)
-    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
-    process = subprocess.Popen(
-        [
-            str(BIN / "stowage"),
-            "migrate",
-            str(tmp_path / "src"),
-            f"s3://{bucket}",
-            "--workers",
-            "2",
-            "--bwlimit",
-            "2M",
-        ],
-        env=env,
-        cwd=tmp_path,
+    process = start_migration(
+        tmp_path,
+        bucket,
+        "2M",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -392,23 +390,7 @@ def test_catalog_follows_identical_objects_on_a_rerun(tmp_path, s3, bucket):
 
 def test_sigterm_finishes_in_flight_objects_and_resumes(tmp_path, s3, bucket):
     fill_local(tmp_path / "src", {f"images/{n:02d}.bin": os.urandom(200 * 1024) for n in range(30)})
-    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
-    process = subprocess.Popen(
-        [
-            str(BIN / "stowage"),
-            "migrate",
-            str(tmp_path / "src"),
-            f"s3://{bucket}",
-            "--workers",
-            "2",
-            "--bwlimit",
-            "1M",
-        ],
-        env=env,
-        cwd=tmp_path,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_migration(tmp_path, bucket, "1M", stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not list(tmp_path.glob("runs/*.sqlite")):
         time.sleep(0.05)
@@ -451,11 +433,10 @@ def test_progress_is_drawn_on_a_terminal_only(tmp_path, s3, bucket):
     import pty
 
     fill_local(tmp_path / "src", {f"images/{n}.bin": os.urandom(10_000) for n in range(5)})
-    env = {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")}
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
         [str(BIN / "stowage"), "migrate", str(tmp_path / "src"), f"s3://{bucket}"],
-        env=env,
+        env=migration_env(tmp_path),
         cwd=tmp_path,
         stdout=terminal,
         stderr=terminal,

@@ -8,6 +8,8 @@ inventory that puts the host in the ``stowage`` group, the dynamic one or a stat
 
 from __future__ import annotations
 
+import copy
+import functools
 import os
 import sys
 from pathlib import Path
@@ -35,8 +37,12 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 GROUP = "stowage"
 
 
+@functools.cache
 def deployment_vars(name_or_path: str) -> dict:
-    """The ``stowage_*`` variables for one deployment config (raises ConfigError)."""
+    """The ``stowage_*`` variables for one deployment config (raises ConfigError).
+
+    Read once per run: Ansible asks a vars plugin again for every inventory source and
+    playbook directory."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from stacks.config import load_config
@@ -73,7 +79,7 @@ class VarsModule(BaseVarsPlugin):
             return {}
         name = os.environ.get("STOWAGE_DEPLOYMENT", "example")
         try:
-            return deployment_vars(name)
+            return copy.deepcopy(deployment_vars(name))
         except AnsibleError:
             raise
         except Exception as exc:  # ConfigError and friends: show the message, not a traceback
