@@ -192,6 +192,10 @@ class CdnConfig(_Model):
     signing_public_key_pem: str | None = Field(
         default=None, description="Public key (PEM) of the key pair that signs private URLs."
     )
+    variant_source_prefixes: list[Prefix] = Field(
+        default=["images/"],
+        description="Prefixes whose originals have image variants; the resizer reads only these.",
+    )
     variant_widths: list[Annotated[int, Field(gt=0, le=8192)]] = [320, 640, 800, 1280, 1920]
     variant_heights: list[Annotated[int, Field(ge=0, le=8192)]] = Field(
         default=[0], description="Allowed heights; 0 means 'keep the aspect ratio'."
@@ -300,6 +304,12 @@ class DeploymentConfig(_Model):
             raise ValueError(
                 f"cdn.private_prefixes {sorted(private - set(self.prefixes.permanent))} are not"
                 " permanent prefixes"
+            )
+        sources = set(self.cdn.variant_source_prefixes)
+        if sources - set(self.prefixes.permanent):
+            raise ValueError(
+                f"cdn.variant_source_prefixes {sorted(sources - set(self.prefixes.permanent))}"
+                " are not permanent prefixes"
             )
         return self
 
