@@ -2,10 +2,17 @@
 //
 //   /img/{original_key}?w=800[&h=600][&fmt=webp]  ->  /variants/{original_key}/{w}x{h}.{fmt}
 //
+// It runs on the /img/ and /variants/ behaviours. CloudFront chose the behaviour (and with
+// it whether a signature is required) from the path the viewer sent, before this runs; a
+// path that percent-encodes an unreserved character (/img/%69mages/...) is refused, because
+// S3 and the resizer would decode it into a prefix another behaviour guards.
+//
 // The width (and height) snap to the allowlist so the cache key stays small; without fmt the
 // format comes from Accept (AVIF > WebP > JPEG). Malformed input gets 400. The allowlist is
 // written into this file at synth from the deployment config (STOWAGE_CONFIG below).
 var STOWAGE_CONFIG = __STOWAGE_CONFIG__;
+
+var NON_CANONICAL = /%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e)/i;
 
 function badRequest(message) {
     return {
@@ -13,7 +20,9 @@ function badRequest(message) {
         statusDescription: 'Bad Request',
         headers: {
             'content-type': { value: 'text/plain; charset=utf-8' },
-            'cache-control': { value: 'no-store' }
+            'cache-control': { value: 'no-store' },
+            'x-content-type-options': { value: 'nosniff' },
+            'content-security-policy': { value: "default-src 'none'; sandbox" }
         },
         body: message
     };
@@ -35,7 +44,7 @@ function snap(value, allowed) {
 }
 
 function validKey(key) {
-    if (key.length === 0 || key.length > 3072) {
+    if (key.length === 0 || key.length > 3072 || NON_CANONICAL.test(key)) {
         return false;
     }
     var segments = key.split('/');
@@ -72,6 +81,9 @@ function pickFormat(request, allowed) {
 
 function handler(event) {
     var request = event.request;
+    if (request.uri.indexOf('/variants/') === 0) {
+        return NON_CANONICAL.test(request.uri) ? badRequest('non-canonical URL encoding') : request;
+    }
     if (request.uri.indexOf('/img/') !== 0) {
         return request;
     }

@@ -1,8 +1,11 @@
 """Regional Lambda: when an original is overwritten or deleted, drop its stored variants and
 invalidate ``/variants/{original_key}/*`` so viewers never get the old picture.
 
-Triggered by EventBridge ("Object Created"/"Object Deleted" on the permanent prefixes of
-the media bucket). Settings come from the environment (this is not an edge function).
+Triggered by EventBridge ("Object Created"/"Object Deleted" on the variant source prefixes
+of the media bucket). A new original has no variants yet: nothing is deleted, and no paid
+invalidation is spent (CloudFront allows only 15 wildcard invalidations in progress, so a
+bulk upload must not queue one each). Errors propagate, so Lambda retries the event and
+then hands it to the dead-letter queue. Settings come from the environment.
 """
 
 from __future__ import annotations
@@ -43,8 +46,13 @@ def handler(event, context=None) -> dict:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
         if objects:
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            result = s3.delete_objects(Bucket=bucket, Delete={"Objects": objects, "Quiet": True})
+            if result.get("Errors"):
+                failed = ", ".join(e["Key"] for e in result["Errors"])
+                raise RuntimeError(f"could not delete variants of {key!r}: {failed}")
             deleted += len(objects)
+    if not deleted:
+        return {"key": key, "deleted": 0, "invalidated": None}
     path = f"/variants/{quote(key, safe='/')}/*"
     client("cloudfront").create_invalidation(
         DistributionId=os.environ["STOWAGE_DISTRIBUTION_ID"],

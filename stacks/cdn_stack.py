@@ -14,28 +14,27 @@ from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
-from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import CdnConfig
 from stacks.constructs.buckets import private_bucket_props
-from stacks.constructs.edge_bundle import (
-    build_edge_bundle,
-    build_invalidator_bundle,
-    bundle_bytes,
-)
 from stacks.constructs.nag import acknowledge
-from stacks.edge_config import cloudfront_function_code, edge_handler_config
+from stacks.constructs.variants import (
+    VARIANTS_PREFIX,
+    MediaBucketRef,
+    add_variant_invalidator,
+    add_variant_resizer,
+)
+from stacks.edge_config import cloudfront_function_code
 
 _PRICE_CLASSES = {
     "PriceClass_100": cloudfront.PriceClass.PRICE_CLASS_100,
     "PriceClass_200": cloudfront.PriceClass.PRICE_CLASS_200,
     "PriceClass_All": cloudfront.PriceClass.PRICE_CLASS_ALL,
 }
+MEDIA_CSP = "default-src 'none'; sandbox"
 _DENY_CODE = """function handler(event) {
     return { statusCode: 404, statusDescription: 'Not Found' };
 }"""
@@ -55,8 +54,10 @@ class CdnStack(Stack):
         temp_prefix: str,
         cors_allowed_origins: Sequence[str],
         access_log_expiry_days: int,
+        alarm_topic: sns.ITopic,
         replica_bucket_name: str | None = None,
         replica_region: str | None = None,
+        replica_key_alias: str | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -94,8 +95,12 @@ class CdnStack(Stack):
             self,
             "ResponseHeaders",
             comment="Security headers and CORS for the configured origins.",
+            # Media is never a document: even a polyglot opened in a tab runs no script.
             security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
+                content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
+                    content_security_policy=MEDIA_CSP, override=True
+                ),
                 frame_options=cloudfront.ResponseHeadersFrameOptions(
                     frame_option=cloudfront.HeadersFrameOption.DENY, override=True
                 ),
@@ -131,17 +136,16 @@ class CdnStack(Stack):
         image_urls = cloudfront.Function(
             self,
             "ImageUrlFunction",
-            comment="Maps /img/{key}?w=&h=&fmt= and Accept onto /variants/{key}/{w}x{h}.{fmt}.",
+            comment="Maps /img/{key}?w=&h=&fmt= onto /variants/{key}/{w}x{h}.{fmt}; refuses"
+            " non-canonical keys.",
             code=cloudfront.FunctionCode.from_inline(cloudfront_function_code(cdn)),
             runtime=cloudfront.FunctionRuntime.JS_2_0,
         )
 
-        resizer = self._variant_resizer(
-            cdn,
-            bucket_name=media_bucket_name,
-            key_alias=media_key_alias,
-            readable_prefixes=list(permanent_prefixes),
-        )
+        buckets = [MediaBucketRef(media_bucket_name, self.region, media_key_alias)]
+        if replica_bucket_name is not None:
+            buckets.append(MediaBucketRef(replica_bucket_name, replica_region, replica_key_alias))
+        resizer = add_variant_resizer(self, cdn, buckets=buckets)
         resize_on_miss = [
             cloudfront.EdgeLambda(
                 function_version=resizer.current_version,
@@ -179,11 +183,22 @@ class CdnStack(Stack):
                 compress=False,
             )
 
-        behaviours = {
-            f"/{prefix}*": behaviour(private=prefix in cdn.private_prefixes)
-            for prefix in permanent_prefixes
-        }
-        behaviours["/variants/*"] = behaviour(edge_lambdas=resize_on_miss)
+        # CloudFront picks the first behaviour whose pattern matches the path the viewer sent
+        # (the viewer-request function rewrites the URI only afterwards), so the signed
+        # behaviours of a private prefix come before the generic /img/* and /variants/*.
+        behaviours: dict[str, cloudfront.BehaviorOptions] = {}
+        for prefix in cdn.private_prefixes:
+            behaviours[f"/img/{prefix}*"] = behaviour(
+                private=True, function=image_urls, edge_lambdas=resize_on_miss
+            )
+            behaviours[f"/{VARIANTS_PREFIX}{prefix}*"] = behaviour(
+                private=True, function=image_urls, edge_lambdas=resize_on_miss
+            )
+        for prefix in permanent_prefixes:
+            behaviours[f"/{prefix}*"] = behaviour(private=prefix in cdn.private_prefixes)
+        behaviours[f"/{VARIANTS_PREFIX}*"] = behaviour(
+            function=image_urls, edge_lambdas=resize_on_miss
+        )
         behaviours["/img/*"] = behaviour(function=image_urls, edge_lambdas=resize_on_miss)
         behaviours[f"/{temp_prefix}*"] = behaviour(function=deny)
 
@@ -255,128 +270,12 @@ class CdnStack(Stack):
                 " certificate, whose TLS policy cannot be raised; set cdn.domain_name and"
                 " cdn.certificate_arn to enforce TLSv1.2_2021.",
             )
-        self._invalidate_on_change(bucket_name=media_bucket_name, prefixes=list(permanent_prefixes))
+        add_variant_invalidator(
+            self,
+            bucket_name=media_bucket_name,
+            source_prefixes=cdn.variant_source_prefixes,
+            distribution=self.distribution,
+            alarm_topic=alarm_topic,
+        )
         CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)
         CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
-
-    def _variant_resizer(
-        self, cdn: CdnConfig, *, bucket_name: str, key_alias: str, readable_prefixes: list[str]
-    ) -> cloudfront.experimental.EdgeFunction:
-        """The origin-response Lambda@Edge function (placed in us-east-1 by CDK)."""
-        config = edge_handler_config(
-            cdn,
-            bucket=bucket_name,
-            region=self.region,
-            kms_key_arn=self.format_arn(service="kms", resource=key_alias, resource_name=None),
-        )
-        bundle = build_edge_bundle(config)
-        Annotations.of(self).add_info(
-            f"edge bundle: {bundle_bytes(bundle) / 2**20:.1f} MiB unzipped"
-        )
-        resizer = cloudfront.experimental.EdgeFunction(
-            self,
-            "VariantResizer",
-            description="Generates image variants missing from S3 (origin-response).",
-            code=lambda_.Code.from_asset(str(bundle)),
-            handler="handler.handler",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            memory_size=cdn.edge_memory_size_mb,
-            timeout=Duration.seconds(30),
-        )
-        bucket_arn = f"arn:{self.partition}:s3:::{bucket_name}"
-        keys = self.format_arn(service="kms", resource="key", resource_name="*")
-        for statement in (
-            iam.PolicyStatement(
-                actions=["s3:GetObject"],
-                resources=[f"{bucket_arn}/{prefix}*" for prefix in readable_prefixes],
-            ),
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{bucket_arn}/variants/*"]),
-            iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=[keys],
-                conditions={"ForAnyValue:StringEquals": {"kms:ResourceAliases": key_alias}},
-            ),
-        ):
-            resizer.add_to_role_policy(statement)
-        role = resizer.lambda_.role
-        acknowledge(
-            role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            "Logs only: Lambda@Edge writes to log groups named after whichever region ran it,"
-            " which a policy scoped to one log group cannot name.",
-        )
-        for prefix in [*readable_prefixes, "variants/"]:
-            acknowledge(
-                role,
-                f"AwsSolutions-IAM5[Resource::{bucket_arn}/{prefix}*]",
-                f"Originals are read from {prefix} and variants written under variants/:"
-                " one object per request, keys known only at request time.",
-            )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{keys}]",
-            "The media key lives in another region's stack, so it is matched by its alias"
-            " (kms:ResourceAliases) rather than by key id.",
-        )
-        acknowledge(
-            resizer.lambda_,
-            "AwsSolutions-L1",
-            "Lambda@Edge runs Python up to 3.13; the newest Lambda runtime is not available"
-            " at the edge.",
-        )
-        return resizer
-
-    def _invalidate_on_change(self, *, bucket_name: str, prefixes: list[str]) -> None:
-        """An original overwritten or deleted: drop its variants and invalidate them."""
-        invalidator = lambda_.Function(
-            self,
-            "VariantInvalidator",
-            description="Deletes stored variants of a changed original and invalidates them.",
-            code=lambda_.Code.from_asset(str(build_invalidator_bundle())),
-            handler="invalidate.handler",
-            runtime=lambda_.Runtime.PYTHON_3_14,
-            timeout=Duration.seconds(60),
-            environment={
-                "STOWAGE_BUCKET": bucket_name,
-                "STOWAGE_DISTRIBUTION_ID": self.distribution.distribution_id,
-            },
-        )
-        bucket_arn = f"arn:{self.partition}:s3:::{bucket_name}"
-        invalidator.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[bucket_arn],
-                conditions={"StringLike": {"s3:prefix": "variants/*"}},
-            )
-        )
-        invalidator.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:DeleteObject"], resources=[f"{bucket_arn}/variants/*"])
-        )
-        self.distribution.grant_create_invalidation(invalidator)
-        events.Rule(
-            self,
-            "OriginalChanged",
-            description="Originals overwritten or deleted in the media bucket.",
-            event_pattern=events.EventPattern(
-                source=["aws.s3"],
-                detail_type=["Object Created", "Object Deleted"],
-                detail={
-                    "bucket": {"name": [bucket_name]},
-                    "object": {"key": [{"prefix": prefix} for prefix in prefixes]},
-                },
-            ),
-            targets=[targets.LambdaFunction(invalidator, retry_attempts=4)],
-        )
-        acknowledge(
-            invalidator.role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            "Logs only: CloudWatch Logs permissions for this function's own log group.",
-        )
-        acknowledge(
-            invalidator.role,
-            f"AwsSolutions-IAM5[Resource::{bucket_arn}/variants/*]",
-            "Deletes the stored variants of whichever original changed: keys known only"
-            " from the event.",
-        )

@@ -110,13 +110,22 @@ def _prefix(value: str) -> str:
     return value
 
 
+# The widest ranges SSH may be opened to: a /16 is already 65,536 IPv4 addresses (a whole
+# organisation); an IPv6 /48 is one site. Anything wider is a mistake or the Internet.
+SSH_MIN_PREFIX_LENGTH = {4: 16, 6: 48}
+
+
 def _cidr(value: str) -> str:
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a CIDR block like 203.0.113.0/24 ({exc})") from None
-    if network.prefixlen == 0:
-        raise ValueError(f"{value!r} opens SSH to the whole internet; list your own networks")
+    shortest = SSH_MIN_PREFIX_LENGTH[network.version]
+    if network.prefixlen < shortest:
+        raise ValueError(
+            f"{value!r} opens SSH to {network.num_addresses:,} addresses; list your own"
+            f" networks, IPv{network.version} prefixes of /{shortest} or longer"
+        )
     return str(network)
 
 
@@ -229,7 +238,10 @@ class LightsailConfig(_Model):
     blueprint_id: Literal["debian_12", "ubuntu_24_04"] = "debian_12"
     bundle_id: str = Field(default="small_3_0", pattern=r"^[a-z0-9_]+$")
     key_pair_name: str = Field(min_length=1, max_length=255)
-    ssh_allowed_cidrs: list[Cidr] = Field(min_length=1)
+    ssh_allowed_cidrs: list[Cidr] = Field(
+        min_length=1,
+        description="Networks SSH is open to (IPv4 /16 or longer, IPv6 /48 or longer).",
+    )
     snapshot_time_of_day: str = Field(
         default="06:00",
         pattern=r"^([01]\d|2[0-3]):00$",
@@ -240,6 +252,14 @@ class LightsailConfig(_Model):
     storage_root: str = Field(default="/srv/stowage", pattern=r"^/[A-Za-z0-9_./-]*[^/]$")
     max_upload_mb: int = Field(default=2048, gt=0)
     disk_alert_threshold_percent: int = Field(default=80, gt=0, lt=100)
+
+    @model_validator(mode="after")
+    def _ssh_needs_ipv4(self) -> LightsailConfig:
+        # Lightsail's behaviour for a port rule with IPv6 ranges but no IPv4 range is not
+        # documented; never leave it to guess.
+        if not any(ipaddress.ip_network(c).version == 4 for c in self.ssh_allowed_cidrs):
+            raise ValueError("ssh_allowed_cidrs needs at least one IPv4 range")
+        return self
 
     @property
     def ssh_user(self) -> str:

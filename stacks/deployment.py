@@ -53,7 +53,10 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             app_name=config.app_name,
             noncurrent_version_expiry_days=config.noncurrent_version_expiry_days,
             access_log_expiry_days=config.access_log_expiry_days,
-            cdn_readable_prefixes=config.prefixes.permanent if config.cdn.enabled else None,
+            # The resizer stores variants in whichever bucket answered: the replica too.
+            cdn_readable_prefixes=(
+                [*config.prefixes.permanent, "variants/"] if config.cdn.enabled else None
+            ),
         )
 
     storage = StorageStack(
@@ -98,8 +101,10 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             temp_prefix=config.prefixes.temp,
             cors_allowed_origins=config.cors_allowed_origins,
             access_log_expiry_days=config.access_log_expiry_days,
-            replica_bucket_name=replica.replica_bucket.bucket_name if replica else None,
+            alarm_topic=storage.monitoring.topic,
+            replica_bucket_name=replica.replica_bucket_name if replica else None,
             replica_region=config.replica.region if config.replica else None,
+            replica_key_alias=replica.replica_key_alias if replica else None,
         )
         cdn.add_stack_dependency(storage, "CloudFront reads the media bucket")
 

@@ -7,6 +7,8 @@ deletion because deleting it deletes its automatic snapshots too.
 
 from __future__ import annotations
 
+import ipaddress
+
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lightsail as lightsail
 from constructs import Construct
@@ -31,6 +33,14 @@ def _daily_snapshots(resource: type, time_of_day: str) -> list:
             ),
         )
     ]
+
+
+def _ssh_sources(cidrs: list[str]) -> dict[str, list[str]]:
+    """IPv4 ranges go into ``Cidrs``, IPv6 ranges into ``Ipv6Cidrs`` (Lightsail keeps them
+    apart, and an IPv6 range in ``Cidrs`` is refused or ignored)."""
+    v4 = [c for c in cidrs if ipaddress.ip_network(c).version == 4]
+    v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
+    return {"cidrs": v4, **({"ipv6_cidrs": v6} if v6 else {})}
 
 
 class LightsailStack(Stack):
@@ -72,7 +82,7 @@ class LightsailStack(Stack):
             networking=lightsail.CfnInstance.NetworkingProperty(
                 # Listing ports replaces Lightsail's defaults: SSH must be listed (restricted).
                 ports=[
-                    _port(22, cidrs=list(host.ssh_allowed_cidrs)),
+                    _port(22, **_ssh_sources(host.ssh_allowed_cidrs)),
                     _port(80, cidrs=["0.0.0.0/0"], ipv6_cidrs=["::/0"]),
                     _port(443, cidrs=["0.0.0.0/0"], ipv6_cidrs=["::/0"]),
                 ]
@@ -92,9 +102,11 @@ class LightsailStack(Stack):
         if disk:
             self.instance.add_dependency(disk)
 
+        # Stateful: DNS records point at this address; a stack delete must not free it.
         self.static_ip = lightsail.CfnStaticIp(
             self, "StaticIp", static_ip_name=f"{app_name}-ip", attached_to=self.instance.ref
         )
+        self.static_ip.apply_removal_policy(RemovalPolicy.RETAIN)
 
         for output_id, value, description in (
             ("StaticIpAddress", self.static_ip.attr_ip_address, "Public address of the host"),

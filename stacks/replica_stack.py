@@ -36,12 +36,13 @@ class ReplicaStack(Stack):
             alias=self.replica_key_alias,
             description=f"Encrypts {app_name} media replicas.",
         )
+        self.replica_bucket_name = f"{app_name}-replica-{self.account}-{self.region}"
         access_logs = AccessLogBucket(self, "AccessLogs", expiry_days=access_log_expiry_days)
         # Stateful: the disaster-recovery copy of the media; retained on stack deletion.
         self.replica_bucket = s3.Bucket(
             self,
             "ReplicaBucket",
-            bucket_name=f"{app_name}-replica-{self.account}-{self.region}",
+            bucket_name=self.replica_bucket_name,
             **media_bucket_props(
                 key=self.replica_key, access_logs=access_logs.bucket, log_prefix="replica/"
             ),

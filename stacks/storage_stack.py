@@ -175,6 +175,11 @@ class StorageStack(Stack):
             ("MediaKeyArn", self.media_key.key_arn, "STOWAGE_KMS_KEY_ID"),
             ("CatalogTableName", self.catalog_table.table_name, "STOWAGE_CATALOG_URL table"),
             ("RuntimeRoleArn", self.runtime_access.role.role_arn, "Role for AWS compute"),
+            (
+                "MigrationRollbackRoleArn",
+                self.runtime_access.rollback_role.role_arn,
+                "Role for `stowage rollback` into the versioned bucket (admins only)",
+            ),
             ("HostUserName", self.runtime_access.user.user_name, "IAM user of the host"),
             (
                 "HostCredentialsSecretArn",

@@ -1,6 +1,6 @@
 """Credentials for the Stowage runtime: a role for AWS compute, an access key for Lightsail."""
 
-from aws_cdk import SecretValue
+from aws_cdk import Duration, SecretValue, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -9,27 +9,52 @@ from constructs import Construct
 
 from stacks.constructs.nag import acknowledge, finding_text
 
-# What the grants below expand to, and why each wildcard is as narrow as the API allows.
-_GRANT_WILDCARDS = {
-    "Action::s3:GetObject*": "grant_read: GetObject, GetObjectVersion and their attributes;"
-    " the runtime serves objects and migration restores versions.",
-    "Action::s3:GetBucket*": "grant_read: bucket location and versioning state, read by the"
-    " S3 client and migration.",
-    "Action::s3:List*": "grant_read: ListBucket and ListBucketVersions for prefix listings,"
-    " reindexing and migration planning.",
-    "Action::s3:DeleteObject*": "grant_read_write: cleanup deletes temp objects; rollback"
-    " deletes the versions a migration created.",
-    "Action::s3:Abort*": "grant_read_write: AbortMultipartUpload for resumable uploads that"
-    " are cancelled.",
-    "Action::kms:GenerateDataKey*": "Bucket and table grants: data keys for SSE-KMS writes,"
-    " limited to the one customer key.",
-    "Action::kms:ReEncrypt*": "Bucket and table grants on the one customer key: S3 copies"
-    " between prefixes re-encrypt under the same key.",
-}
+# Object-level S3 actions of the everyday principals: no s3:DeleteObjectVersion (nor any
+# other action that destroys a version) -- a plain delete leaves a delete marker, undoable.
+OBJECT_ACTIONS = [
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:GetObjectAttributes",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
+BUCKET_ACTIONS = [
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
+    "s3:ListBucketMultipartUploads",
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+]
+# What the rollback of a migration into a versioned bucket needs on top of reading.
+ROLLBACK_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:DeleteObjectVersion"]
+CATALOG_ACTIONS = [
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+]
+# SSE-KMS reads need Decrypt, writes GenerateDataKey (multipart: both); nothing else.
+KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey*"]
+_KEY_WILDCARD = (
+    "Action::kms:GenerateDataKey*",
+    "GenerateDataKey and GenerateDataKeyWithoutPlaintext for SSE-KMS writes, on the one"
+    " customer key and only through S3 and DynamoDB (kms:ViaService).",
+)
 
 
 class RuntimeAccess(Construct):
     """Least-privilege access to the media bucket, its key and the catalog table.
+
+    None of the everyday principals may destroy an object version; ``rollback_role`` may,
+    for rolling back a migration into the versioned bucket (docs/migration-runbook.md).
 
     ``role`` is for compute that can assume roles (EC2, ECS tasks, Lambda). ``user`` is for a
     Lightsail host, which cannot: its access key lives in ``credentials_secret``. Bump
@@ -58,8 +83,16 @@ class RuntimeAccess(Construct):
         )
         self.user = iam.User(self, "HostUser")
         for grantee in (self.role, self.user):
-            media_bucket.grant_read_write(grantee)
-            catalog_table.grant_read_write_data(grantee)
+            _grant_media(grantee, media_bucket, catalog_table, OBJECT_ACTIONS)
+        self.rollback_role = iam.Role(
+            self,
+            "MigrationRollbackRole",
+            description="Stowage migration rollback: may delete object versions for good."
+            " Assumed by the account's admins only for `stowage rollback`.",
+            assumed_by=iam.AccountRootPrincipal(),
+            max_session_duration=Duration.hours(1),
+        )
+        _grant_media(self.rollback_role, media_bucket, catalog_table, ROLLBACK_ACTIONS)
 
         access_key = iam.AccessKey(self, "HostAccessKey", user=self.user, serial=credentials_serial)
         self.credentials_secret = secretsmanager.Secret(
@@ -85,6 +118,39 @@ class RuntimeAccess(Construct):
                 "The runtime queries the catalog's ByKey, ByPrefix and TempByExpiry indexes."
             ),
         }
-        for grantee in (self.role, self.user):
-            for finding, reason in {**_GRANT_WILDCARDS, **resource_wildcards}.items():
+        for grantee in (self.role, self.user, self.rollback_role):
+            for finding, reason in dict([_KEY_WILDCARD], **resource_wildcards).items():
                 acknowledge(grantee, f"AwsSolutions-IAM5[{finding}]", reason)
+
+
+def _grant_media(
+    grantee: iam.IGrantable,
+    bucket: s3.IBucket,
+    table: dynamodb.ITableV2,
+    object_actions: list[str],
+) -> None:
+    """Hand-written rather than ``grant_read_write``: those grants add s3:DeleteObject*
+    (version destruction) and kms:Encrypt/ReEncrypt* without kms:ViaService."""
+    stack = Stack.of(bucket)
+    principal = grantee.grant_principal
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=BUCKET_ACTIONS, resources=[bucket.bucket_arn])
+    )
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=object_actions, resources=[bucket.arn_for_objects("*")])
+    )
+    table.grant(grantee, *CATALOG_ACTIONS)
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            actions=KEY_ACTIONS,
+            resources=[bucket.encryption_key.key_arn],
+            conditions={
+                "StringEquals": {
+                    "kms:ViaService": [
+                        f"s3.{stack.region}.amazonaws.com",
+                        f"dynamodb.{stack.region}.amazonaws.com",
+                    ]
+                }
+            },
+        )
+    )

@@ -1,5 +1,6 @@
 """Synthesized deployments, one per session and config, shared by every infrastructure test."""
 
+import fnmatch
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,3 +66,32 @@ def storage(example) -> Template:
 @pytest.fixture(scope="session")
 def replica(example) -> Template:
     return example.template("Replica")
+
+
+SIGNING_PUBLIC_KEY_PEM = (
+    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----"
+)
+
+
+def private_images_config() -> DeploymentConfig:
+    """The example with ``images/`` private (signed URLs) and its replica kept."""
+    data = example_data()
+    data["cdn"] |= {
+        "private_prefixes": ["images/"],
+        "signing_public_key_pem": SIGNING_PUBLIC_KEY_PEM,
+    }
+    return parse_config(data, "example with private images/")
+
+
+@pytest.fixture(scope="session")
+def private_images(tmp_path_factory) -> Synthesized:
+    return synthesize(private_images_config(), tmp_path_factory.mktemp("private"))
+
+
+def first_matching_behaviour(distribution_config: dict, path: str) -> dict:
+    """The behaviour CloudFront applies to ``path``: the first listed cache behaviour whose
+    pattern matches (``*`` any run of characters, ``?`` one), else the default."""
+    for behaviour in distribution_config.get("CacheBehaviors", []):
+        if fnmatch.fnmatchcase(path, behaviour["PathPattern"]):
+            return behaviour
+    return {**distribution_config["DefaultCacheBehavior"], "PathPattern": "*"}

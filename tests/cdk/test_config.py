@@ -83,7 +83,11 @@ def test_bad_value_names_field_and_reason(tmp_path, change, field, reason):
         ("203.0.113.0/33", "not a CIDR block"),
         ("203.0.113.7/24", "host bits set"),
         ("not-a-network", "not a CIDR block"),
-        ("0.0.0.0/0", "whole internet"),
+        ("0.0.0.0/0", "opens SSH to 4,294,967,296 addresses"),
+        ("0.0.0.0/1", "IPv4 prefixes of /16 or longer"),
+        ("10.0.0.0/15", "opens SSH to 131,072 addresses"),
+        ("2001:db8::/32", "IPv6 prefixes of /48 or longer"),
+        ("::/0", "IPv6 prefixes of /48 or longer"),
     ],
 )
 def test_malformed_ssh_cidr(tmp_path, cidr, reason):
@@ -92,6 +96,19 @@ def test_malformed_ssh_cidr(tmp_path, cidr, reason):
     message = config_error(tmp_path, data)
     assert f"  lightsail.ssh_allowed_cidrs[1]: {cidr!r}" in message
     assert reason in message
+
+
+def test_ssh_cidrs_accept_site_sized_ranges_and_ipv6(tmp_path):
+    data = example_data()
+    data["lightsail"]["ssh_allowed_cidrs"] = ["10.20.0.0/16", "198.51.100.7/32", "2001:db8:1::/48"]
+    config = load_config(write_config(tmp_path, data))
+    assert config.lightsail.ssh_allowed_cidrs[2] == "2001:db8:1::/48"
+
+
+def test_ssh_cidrs_need_an_ipv4_range(tmp_path):
+    data = example_data()
+    data["lightsail"]["ssh_allowed_cidrs"] = ["2001:db8:1::/48"]
+    assert "ssh_allowed_cidrs needs at least one IPv4 range" in config_error(tmp_path, data)
 
 
 @pytest.mark.parametrize("field", ["app_name", "account", "alarm_email", "monthly_budget_usd"])

@@ -45,6 +45,21 @@ def test_daily_snapshots_and_static_ip(host):
     assert add_on["AutoSnapshotAddOnRequest"] == {"SnapshotTimeOfDay": "06:00"}
     _, static_ip = only(host, "AWS::Lightsail::StaticIp")
     assert static_ip["Properties"]["AttachedTo"] == {"Ref": instance_id}
+    # DNS may still point at the address after a stack delete: never release it.
+    assert static_ip["DeletionPolicy"] == "Retain"
+    assert static_ip["UpdateReplacePolicy"] == "Retain"
+
+
+def test_ipv6_ssh_ranges_go_into_ipv6_cidrs(tmp_path):
+    data = example_data()
+    data["lightsail"]["ssh_allowed_cidrs"] = ["203.0.113.0/24", "2001:db8:1::/48"]
+    data["cdn"]["enabled"] = False
+    data["replica"] = None
+    template = synthesize(parse_config(data, "ipv6 ssh"), tmp_path).template("Lightsail")
+    _, instance = only(template, "AWS::Lightsail::Instance")
+    ports = {p["FromPort"]: p for p in instance["Properties"]["Networking"]["Ports"]}
+    assert ports[22]["Cidrs"] == ["203.0.113.0/24"]
+    assert ports[22]["Ipv6Cidrs"] == ["2001:db8:1::/48"]
 
 
 def test_outputs_for_ansible(host):

@@ -7,6 +7,7 @@ import uuid
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 
 def s3_event(bucket: str, key: str, kind: str = "Object Created") -> dict:
@@ -86,3 +87,49 @@ def test_variant_and_invalid_keys_are_ignored(invalidate, bucket, key):
     assert module.handler(s3_event(bucket, key))["invalidated"] is None
     invalidations = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
     assert invalidations["Quantity"] == 0
+
+
+def test_new_originals_spend_no_invalidation(invalidate, bucket, moto_url):
+    """A bulk upload of new originals (no variants yet) must not queue one paid wildcard
+    invalidation each: CloudFront allows only 15 in progress."""
+    module, cloudfront, distribution = invalidate
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    s3.put_object(Bucket=bucket, Key="variants/images/other.jpg/800x0.webp", Body=b"x")
+    for index in range(20):
+        key = f"images/2026/11/22/upload-{index}.jpg"
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        assert module.handler(s3_event(bucket, key)) == {
+            "key": key,
+            "deleted": 0,
+            "invalidated": None,
+        }
+    invalidations = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert invalidations["Quantity"] == 0
+    assert s3.list_objects_v2(Bucket=bucket, Prefix="variants/")["KeyCount"] == 1
+
+
+def test_deleted_original_with_variants_invalidates_once(invalidate, bucket, moto_url):
+    module, cloudfront, distribution = invalidate
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    s3.put_object(Bucket=bucket, Key="variants/images/gone.jpg/320x0.jpeg", Body=b"x")
+    result = module.handler(s3_event(bucket, "images/gone.jpg", kind="Object Deleted"))
+    assert result == {
+        "key": "images/gone.jpg",
+        "deleted": 1,
+        "invalidated": "/variants/images/gone.jpg/*",
+    }
+    assert (
+        module.handler(s3_event(bucket, "images/gone.jpg", kind="Object Deleted"))["invalidated"]
+        is None
+    )
+    invalidations = cloudfront.list_invalidations(DistributionId=distribution)["InvalidationList"]
+    assert invalidations["Quantity"] == 1
+
+
+def test_failures_propagate_so_lambda_can_dead_letter_them(invalidate, monkeypatch):
+    """An S3 error is raised, not swallowed: Lambda retries the event, then sends it to the
+    dead-letter queue whose alarm tells the operator (tests/cdk/test_cloud_security.py)."""
+    module, _, _ = invalidate
+    monkeypatch.setenv("STOWAGE_BUCKET", "no-such-bucket-for-invalidation")
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        module.handler(s3_event("no-such-bucket-for-invalidation", "images/a.jpg"))
