@@ -207,9 +207,13 @@ class CdnStack(Stack):
             "CdnLogBucket",
             **{**private_bucket_props(), "object_ownership": s3.ObjectOwnership.OBJECT_WRITER},
             encryption=s3.BucketEncryption.S3_MANAGED,
+            # Versioned: an overwritten or deleted log stays for a day, as on AccessLogs.
+            versioned=True,
             lifecycle_rules=[
                 s3.LifecycleRule(
-                    id="ExpireCdnLogs", expiration=Duration.days(access_log_expiry_days)
+                    id="ExpireCdnLogs",
+                    expiration=Duration.days(access_log_expiry_days),
+                    noncurrent_version_expiration=Duration.days(1),
                 )
             ],
             removal_policy=RemovalPolicy.RETAIN,
