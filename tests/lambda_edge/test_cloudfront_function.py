@@ -11,6 +11,7 @@ import pytest
 
 from stacks.config import load_config
 from stacks.edge_config import cloudfront_function_code
+from tests.cdk.conftest import first_matching_behaviour, private_images_config, synthesize
 
 NODE = Path(sys.executable).with_name("node")
 HARNESS = """
@@ -116,3 +117,100 @@ def test_other_paths_pass_untouched(run):
     event = viewer_request("/images/a.jpg", {"w": "800"})
     (result,) = run(event)
     assert result == event["request"]
+
+
+# --- the attack on a private prefix (issue 10, item 1), on the deployed function ---------
+
+
+@pytest.fixture(scope="module")
+def private_cdn(tmp_path_factory) -> dict:
+    """The Cdn template of a deployment whose images/ are private."""
+    outdir = tmp_path_factory.mktemp("private-cdn")
+    return synthesize(private_images_config(), outdir).templates["Cdn"]
+
+
+@pytest.fixture(scope="module")
+def run_deployed(private_cdn, tmp_path_factory):
+    """The image-URL function exactly as the synthesized template deploys it."""
+    (code,) = [
+        resource["Properties"]["FunctionCode"]
+        for logical_id, resource in private_cdn["Resources"].items()
+        if logical_id.startswith("ImageUrlFunction")
+    ]
+    directory = tmp_path_factory.mktemp("cff-deployed")
+    (directory / "function.js").write_text(code)
+    (directory / "harness.js").write_text(HARNESS)
+
+    def invoke(*events: dict) -> list[dict]:
+        result = subprocess.run(
+            [str(NODE), str(directory / "harness.js"), str(directory / "function.js")],
+            input=json.dumps(list(events)),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+        return json.loads(result.stdout)
+
+    return invoke
+
+
+def distribution(template: dict) -> dict:
+    (config,) = [
+        r["Properties"]["DistributionConfig"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::CloudFront::Distribution"
+    ]
+    return config
+
+
+def test_full_size_copy_of_a_private_image_needs_a_signature(private_cdn, run_deployed):
+    """/img/images/secret.jpg?w=1920: CloudFront picks the behaviour from the path the viewer
+    sent; that behaviour requires the key group and runs the function that maps the URL."""
+    config = distribution(private_cdn)
+    behaviour = first_matching_behaviour(config, "/img/images/secret.jpg")
+    assert behaviour["PathPattern"] == "/img/images/*"
+    (key_group,) = [
+        k for k, r in private_cdn["Resources"].items() if r["Type"].endswith("KeyGroup")
+    ]
+    assert behaviour["TrustedKeyGroups"] == [{"Ref": key_group}]
+    (association,) = behaviour["FunctionAssociations"]
+    assert association["EventType"] == "viewer-request"
+    assert association["FunctionARN"]["Fn::GetAtt"][0].startswith("ImageUrlFunction")
+
+    (result,) = run_deployed(viewer_request("/img/images/secret.jpg", {"w": "1920"}, "*/*"))
+    assert result["uri"] == "/variants/images/secret.jpg/1920x0.jpeg"
+    # Asked for directly, the variant is just as guarded.
+    direct = first_matching_behaviour(config, result["uri"])
+    assert direct["PathPattern"] == "/variants/images/*"
+    assert direct["TrustedKeyGroups"] == [{"Ref": key_group}]
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/img/%69mages/secret.jpg",
+        "/img/%69%6D%61%67%65%73/secret.jpg",
+        "/img/images%2Fsecret.jpg",
+        "/img/image%73/secret.jpg",
+        "/variants/%69mages/secret.jpg/1920x0.jpeg",
+        "/variants/images%2dx/secret.jpg/1920x0.jpeg",
+    ],
+)
+def test_encoded_prefixes_cannot_slip_past_the_signed_behaviours(private_cdn, run_deployed, uri):
+    """S3 and the resizer decode %69 to i: a path that spells a private prefix in
+    percent-encoding would match only the unsigned generic behaviour. It is refused."""
+    config = distribution(private_cdn)
+    assert "TrustedKeyGroups" not in first_matching_behaviour(config, uri)
+    (result,) = run_deployed(viewer_request(uri, {"w": "1920"}))
+    assert result["statusCode"] == 400
+    headers = result["headers"]
+    assert headers["x-content-type-options"] == {"value": "nosniff"}
+    assert headers["content-security-policy"] == {"value": "default-src 'none'; sandbox"}
+
+
+def test_canonical_variant_paths_pass_untouched(run_deployed):
+    for uri in ("/variants/images/caf%C3%A9.jpg/800x0.webp", "/variants/images/a.jpg/320x0.avif"):
+        event = viewer_request(uri)
+        (result,) = run_deployed(event)
+        assert result == event["request"]
