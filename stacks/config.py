@@ -91,6 +91,10 @@ LIGHTSAIL_REGIONS = frozenset(
 )
 
 
+# CloudFront's default quota of cache behaviours per distribution.
+CLOUDFRONT_MAX_BEHAVIOURS = 25
+
+
 class ConfigError(Exception):
     """A deployment config that cannot be used; the message says where and why."""
 
@@ -324,6 +328,13 @@ class DeploymentConfig(_Model):
             raise ValueError(
                 f"cdn.private_prefixes {sorted(private - set(self.prefixes.permanent))} are not"
                 " permanent prefixes"
+            )
+        behaviours = len(self.prefixes.permanent) + 2 * len(private) + 3
+        if self.cdn.enabled and behaviours > CLOUDFRONT_MAX_BEHAVIOURS:
+            raise ValueError(
+                f"the distribution would need {behaviours} cache behaviours (each permanent"
+                " prefix, /img/ and /variants/ for each of cdn.private_prefixes, /img/*,"
+                f" /variants/*, temp); CloudFront allows {CLOUDFRONT_MAX_BEHAVIOURS}"
             )
         sources = set(self.cdn.variant_source_prefixes)
         if sources - set(self.prefixes.permanent):

@@ -183,3 +183,17 @@ def test_app_stops_before_building_any_construct(tmp_path):
     assert "temp_expiry_hours: Input should be greater than 0" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(outdir.glob("*.template.json"))
+
+
+def test_private_prefixes_must_fit_in_cloudfront_behaviours(tmp_path):
+    data = example_data()
+    permanent = [f"p{index}/" for index in range(10)]
+    data["prefixes"]["permanent"] = permanent
+    data["cdn"] |= {
+        "private_prefixes": permanent,
+        "signing_public_key_pem": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+        "variant_source_prefixes": ["p0/"],
+    }
+    message = config_error(tmp_path, data)
+    assert "would need 33 cache behaviours" in message
+    assert "CloudFront allows 25" in message

@@ -214,3 +214,17 @@ def test_canonical_variant_paths_pass_untouched(run_deployed):
         event = viewer_request(uri)
         (result,) = run_deployed(event)
         assert result == event["request"]
+
+
+def test_signed_url_parameters_do_not_disturb_the_mapping(run_deployed):
+    """A signed friendly URL carries Expires, Signature and Key-Pair-Id next to w: CloudFront
+    checks them on the signed behaviour; the function maps w and drops the query string."""
+    query = {
+        "w": "640",
+        "Expires": "1767225600",
+        "Signature": "abc~def_",
+        "Key-Pair-Id": "K2JCJMDEHXQW5F",
+    }
+    (result,) = run_deployed(viewer_request("/img/images/secret.jpg", query, "image/webp"))
+    assert result["uri"] == "/variants/images/secret.jpg/640x0.webp"
+    assert result["querystring"] == {}
