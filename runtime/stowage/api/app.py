@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from stowage import __version__
+from stowage.api.guard import Guard
 from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
 from stowage.api.routes import files, health, multipart, uploads
@@ -125,6 +126,9 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         request.app.state.metrics.failed("internal_error")
         log.exception("unhandled error", extra={"path": request.url.path})
         return error(500, "internal_error", "internal error (see the service log)")
+
+    # Added before `observe`, so it runs inside it: refusals are logged and timed too.
+    app.add_middleware(Guard)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):
