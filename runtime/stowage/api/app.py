@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Match
 
 from stowage import __version__
 from stowage.api.guard import Guard
@@ -36,8 +35,6 @@ _HTTP_CODES = {
 }
 
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
-
 _ERRORS = {
     400: "Bad input (key, parameters, body)",
     401: "No bearer token",
@@ -55,15 +52,11 @@ def error(status: int, code: str, detail: str, headers: dict | None = None) -> J
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
+    """The methods documented for the path the router matched (Starlette's own 405 names
+    only the first route's, and FastAPI serves each method of a path from its own route)."""
+    template = getattr(request.scope.get("route"), "path", None)
+    documented = request.app.openapi()["paths"].get(template, {})
+    return sorted(method.upper() for method in documented)
 
 
 def create_app(service: Stowage | None = None, settings: Settings | None = None) -> FastAPI:
