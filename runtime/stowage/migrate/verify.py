@@ -30,20 +30,20 @@ def _source_names(
     names: dict[str, tuple[str, int]] = {}
     for found in source.scan(""):
         if isinstance(found, Unlisted):
-            if options.normalize_names == "nfc" and found.nfc_key:
-                key = found.nfc_key
-            else:
-                if options.selects(shown(found.name)):
-                    differences.append(Difference(shown(found.name), "invalid-name", found.reason))
+            name = found.name
+            if not (options.normalize_names == "nfc" and found.nfc_key):
+                if options.selects(shown(name)):
+                    differences.append(Difference(shown(name), "invalid-name", found.reason))
                 continue
+            key = found.nfc_key
         else:
-            key = found.key
+            name = key = found.key
         if not options.selects(key):
             continue
         if key in names:
-            differences.append(Difference(key, "collision", shown(found.name), names[key][0]))
+            differences.append(Difference(key, "collision", shown(name), shown(names[key][0])))
             continue
-        names[key] = (found.name if isinstance(found, Unlisted) else key, found.size)
+        names[key] = (name, found.size)
     return names
 
 
