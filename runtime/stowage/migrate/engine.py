@@ -218,22 +218,37 @@ class Migration:
 
     def _adopt_existing(self, entry: Entry) -> bool:
         """After a crash the destination may already hold this run's complete copy (writes
-        are atomic); verify and adopt it instead of copying again."""
-        if entry.action != COPY:
-            return False
+        are atomic); verify and adopt it instead of copying again. An earlier attempt's
+        recorded write that cannot be adopted is undone first, so the record never loses it."""
         try:
             existing = self.destination.head(entry.key)
         except FileNotFoundError:
+            existing = None
+        if entry.written_sha256:
+            ours = existing is not None and (existing.sha256, existing.version_id) == (
+                entry.written_sha256,
+                entry.dst_version,
+            )
+            if ours and self._adopt(entry, existing):
+                return True
+            self.destination.undo_write(
+                entry.key, version_id=entry.dst_version, sha256=entry.written_sha256, previous=None
+            )
+            entry.written_sha256 = entry.dst_version = None
+            self.manifest.save(entry)
             return False
-        if existing.size != entry.size or existing.sha256 is None:
+        if entry.action != COPY or existing is None or existing.size != entry.size:
             return False
+        return existing.sha256 is not None and self._adopt(entry, existing)
+
+    def _adopt(self, entry: Entry, existing: ObjectInfo) -> bool:
         if not entry.src_sha256:
             entry.src_sha256 = self.source.head_listed(entry.name).sha256 or listed_sha256(
                 self.source, entry.name
             )
         if existing.sha256 != entry.src_sha256:
             return False
-        entry.dst_version, entry.written_sha256 = existing.version_id, existing.sha256
+        entry.written_sha256, entry.dst_version = existing.sha256, existing.version_id
         self.manifest.save(entry)
         self._verify_destination(entry, existing)
         return True
