@@ -135,7 +135,8 @@ def main() -> None:
     if args.bwlimit:
         cap = _mib(args.bwlimit)
         print(
-            "| direction | --bwlimit | wall (s) | achieved MiB/s | of the cap |\n|---|---|---|---|---|"
+            "| direction | --bwlimit | wall (s) | achieved MiB/s | of the cap |\n"
+            "|---|---|---|---|---|"
         )
         for (direction, _), (seconds, _) in results.items():
             achieved = total_mb * 1e6 / 2**20 / seconds
