@@ -2,6 +2,8 @@
 Stowage (full SHA-256 verification) versus `rclone copy` at the same parallelism.
 
 Usage: .venv/bin/python -m bench.migrate [--small 2000] [--large 8] [--workers 16]
+       .venv/bin/python -m bench.migrate --bwlimit 20M [--small 200 --large 2]
+       (the achieved rate of Stowage alone under the cap, both directions)
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=2000, help="number of 64 KiB objects")
     parser.add_argument("--large", type=int, default=8, help="number of 64 MiB objects")
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--bwlimit", help="measure Stowage alone under this cap (e.g. 20M)")
     args = parser.parse_args()
     rclone = ensure_debian_packages("rclone", binary="rclone")
 
@@ -80,6 +83,8 @@ def main() -> None:
             str(args.workers),
         ]
         stowage_cmd = [str(BIN / "stowage"), "migrate", "--quiet", "--workers", str(args.workers)]
+        if args.bwlimit:
+            stowage_cmd += ["--bwlimit", args.bwlimit]
 
         source = tmp / "source"
         for n in range(args.small):
@@ -109,28 +114,49 @@ def main() -> None:
             results["S3 -> local", "stowage"] = timed(
                 [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env
             )
-            results["S3 -> local", "rclone"] = timed(
-                [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env
-            )
+            if not args.bwlimit:
+                results["S3 -> local", "rclone"] = timed(
+                    [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env
+                )
+                shutil.rmtree(tmp / "to-local-rclone")
             shutil.rmtree(tmp / "to-local-stowage")
-            shutil.rmtree(tmp / "to-local-rclone")
             results["local -> S3", "stowage"] = timed(
                 [*stowage_cmd, str(source), "s3://bench-stowage"], env
             )
-            results["local -> S3", "rclone"] = timed(
-                [*rclone_cmd, str(source), "moto:bench-rclone"], env
-            )
+            if not args.bwlimit:
+                results["local -> S3", "rclone"] = timed(
+                    [*rclone_cmd, str(source), "moto:bench-rclone"], env
+                )
 
     print(
         f"data set: {args.small} x 64 KiB + {args.large} x 64 MiB = {total_mb:,.0f} MB;"
         f" parallelism {args.workers}\n"
     )
+    if args.bwlimit:
+        cap = _mib(args.bwlimit)
+        print(
+            "| direction | --bwlimit | wall (s) | achieved MiB/s | of the cap |\n"
+            "|---|---|---|---|---|"
+        )
+        for (direction, _), (seconds, _) in results.items():
+            achieved = total_mb * 1e6 / 2**20 / seconds
+            print(
+                f"| {direction} | {args.bwlimit} | {seconds:.1f} | {achieved:.1f} |"
+                f" {100 * achieved / cap:.0f} % |"
+            )
+        return
     print("| direction | tool | wall (s) | MB/s | peak RSS (MiB) |\n|---|---|---|---|---|")
     for (direction, tool), (seconds, rss) in results.items():
         print(f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |")
     for direction in ("S3 -> local", "local -> S3"):
         ratio = results[direction, "rclone"][0] / results[direction, "stowage"][0]
         print(f"\n{direction}: Stowage throughput = {ratio:.2f}x rclone")
+
+
+def _mib(text: str) -> float:
+    from stowage.migrate.cli import size
+
+    return size(text) / 2**20
 
 
 if __name__ == "__main__":

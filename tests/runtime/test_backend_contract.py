@@ -283,3 +283,67 @@ def test_hybrid_reads_where_the_locator_says(bucket, tmp_path):
     hybrid = HybridBackend(local, s3, s3_percent=0, locate=lambda key: "s3")
     assert hybrid.head("images/moved.jpg").backend == "s3"
     assert hybrid.read_all("images/moved.jpg") == b"in s3"
+
+
+# --- what a migration needs from a location: the same contract on disk and on S3 ----------
+
+NFD_NAME = "images/caf\u0065\u0301.png"
+
+
+@pytest.fixture(params=["local", "s3"])
+def location(request, tmp_path):
+    """(backend, plant): ``plant`` writes any name, key or not, as another writer would."""
+    if request.param == "local":
+        backend = LocalBackend(tmp_path / "root")
+
+        def plant(name: str, data: bytes) -> None:
+            path = backend.root / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+
+        return backend, plant
+    bucket = request.getfixturevalue("bucket")
+    client = boto3.client("s3")
+
+    def plant(name: str, data: bytes) -> None:
+        client.put_object(Bucket=bucket, Key="m/" + name, Body=data)
+
+    return S3Backend(bucket, prefix="m/", spool_dir=tmp_path), plant
+
+
+class TestMigrationCapabilities:
+    def test_scan_reports_names_that_cannot_be_keys(self, location):
+        backend, plant = location
+        for name in ("images/ok.png", NFD_NAME, "images/back\\slash.png"):
+            plant(name, b"x")
+        found = {getattr(f, "key", None) or f.name: f for f in backend.scan("")}
+        assert found["images/ok.png"].size == 1
+        assert found[NFD_NAME].nfc_key == "images/caf\u00e9.png"
+        assert "backslash" in found["images/back\\slash.png"].reason
+        assert found["images/back\\slash.png"].nfc_key is None
+        _, chunks = backend.open_listed(NFD_NAME)
+        assert b"".join(chunks) == b"x"
+
+    def test_undo_write_removes_only_its_own_bytes(self, location, tmp_path):
+        backend, plant = location
+        source = tmp_path / "file.bin"
+        source.write_bytes(b"ours")
+        digest = hashlib.sha256(b"ours").hexdigest()
+        written = backend.write_file("videos/o.bin", source, sha256=digest, content_type=None)
+        assert backend.verified_sha256("videos/o.bin", written) == digest
+        assert source.exists()  # a copy: the file stays
+        assert (
+            backend.undo_write(
+                "videos/o.bin", version_id=written.version_id, sha256=digest, previous=None
+            )
+            == "removed"
+        )
+        assert not backend.exists("videos/o.bin")
+
+        written = backend.write_file("videos/o.bin", source, sha256=digest, content_type=None)
+        plant("videos/o.bin", b"the application's")
+        outcome = backend.undo_write(
+            "videos/o.bin", version_id=written.version_id, sha256=digest, previous=None
+        )
+        assert outcome == "changed-since"
+        assert backend.read_all("videos/o.bin") == b"the application's"

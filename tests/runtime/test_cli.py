@@ -104,8 +104,8 @@ def test_sign_url_gives_a_working_link(api):
     expires = int(url.split("expires=")[1].split("&")[0])
     assert 250 < expires - time.time() <= 300
     bad = stowage_cli(api.env, "sign-url", "../etc/passwd", check=False)
-    assert bad.returncode == 3
-    assert "'..'" in bad.stderr
+    assert bad.returncode == 2  # a bad key is a usage error
+    assert bad.stderr == "stowage: key contains a '.' or '..' segment\n"
 
 
 def test_reindex_rebuilds_the_catalog(api):
@@ -131,3 +131,28 @@ def test_reindex_rebuilds_the_catalog(api):
     restored = api.client.get(f"/api/upload/{bodies[1]['id']}", headers=AUTH).json()
     assert restored["sha256"] == bodies[1]["sha256"]
     assert restored["content_type"] == "image/png"
+
+
+def test_version_is_the_installed_package_version():
+    from importlib.metadata import version
+
+    result = stowage_cli(os.environ.copy(), "--version")
+    assert result.stdout.strip() == f"stowage {version('stowage')}"
+
+
+def test_progress_time_left_is_not_wrapped_at_24_hours():
+    """Three days left must read 72 hours, not the 00:00:00 a %H clock wraps to."""
+    import io
+
+    from stowage.progress import Progress
+
+    now = [0.0]
+    progress = Progress(2, 3 * 86400 * 1000 + 1000, stream=io.StringIO(), clock=lambda: now[0])
+    now[0] = 1
+    progress.add_bytes(1000)
+    now[0] = 11
+    progress.add_bytes(10_000)  # 1,000 bytes a second
+    progress.add_object()
+    line = progress.line()
+    assert "1/2 objects" in line
+    assert "ETA 71:59:" in line
