@@ -16,9 +16,10 @@ EDGE_TIMEOUT_SECONDS = 30
 # Lambda gives one full vCPU at 1,769 MB and a proportional share below; the resizer's
 # decode, resize and encode run on one core, so more memory buys it no more than one.
 LAMBDA_MB_PER_VCPU = 1769
-# One core's CPU seconds per megapixel of animation on the slowest input format and detailed
-# content (bench/resize_budget.py, docs/benchmarks.md): decoding a frame's canvas (with its
-# RGBA conversion and resize), and encoding an output frame.
+# One core's CPU seconds per megapixel of animation: decoding a frame's canvas (with its RGBA
+# conversion and resize), and encoding an output frame. Measured at most 0.04 and 0.10 on
+# the slowest format and detailed content (bench/resize_budget.py, docs/benchmarks.md);
+# half as much again here for slower CPUs.
 DECODE_SECONDS_PER_MEGAPIXEL = 0.06
 ENCODE_SECONDS_PER_MEGAPIXEL = 0.15
 # Plan for half the timeout: cold starts, S3 reads and Lambda's CPUs vary.
