@@ -26,7 +26,7 @@ from stacks.constructs.edge_bundle import (
     bundle_bytes,
 )
 from stacks.constructs.nag import acknowledge, finding_text
-from stacks.edge_config import edge_handler_config
+from stacks.edge_config import EDGE_TIMEOUT_SECONDS, edge_handler_config
 
 VARIANTS_PREFIX = "variants/"
 INVALIDATOR_LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
@@ -42,10 +42,12 @@ class MediaBucketRef:
     key_alias: str
 
 
-def kms_through_s3(stack: Stack, bucket: MediaBucketRef) -> iam.PolicyStatement:
+def kms_through_s3(
+    stack: Stack, bucket: MediaBucketRef, *, writes: bool = True
+) -> iam.PolicyStatement:
     """Use of the bucket's key only as SSE-KMS needs it, only through S3 in its region."""
     return iam.PolicyStatement(
-        actions=["kms:Decrypt", "kms:GenerateDataKey"],
+        actions=["kms:Decrypt", "kms:GenerateDataKey"] if writes else ["kms:Decrypt"],
         resources=[stack.format_arn(service="kms", region=bucket.region, resource="key/*")],
         conditions={
             "StringEquals": {"kms:ViaService": f"s3.{bucket.region}.amazonaws.com"},
@@ -58,14 +60,17 @@ def add_variant_resizer(
     stack: Stack, cdn: CdnConfig, *, buckets: Sequence[MediaBucketRef]
 ) -> cloudfront.experimental.EdgeFunction:
     """The origin-response Lambda@Edge function (placed in us-east-1 by CDK). It reads
-    originals only under ``cdn.variant_source_prefixes`` and writes only ``variants/``, in
-    the primary bucket and (a failover answer comes from there) the replica."""
-    primary = buckets[0]
+    originals only under ``cdn.variant_source_prefixes``, from the primary bucket and (a
+    failover answer comes from there) the replica, and writes ``variants/`` of the primary
+    only: a variant stored in the replica would outlive its original's invalidation."""
+    primary, replica = buckets[0], (buckets[1] if len(buckets) > 1 else None)
     config = edge_handler_config(
         cdn,
         bucket=primary.name,
         region=primary.region,
         kms_key_arn=stack.format_arn(service="kms", resource=primary.key_alias, resource_name=None),
+        replica_bucket=replica.name if replica else None,
+        replica_region=replica.region if replica else None,
     )
     bundle = build_edge_bundle(config)
     Annotations.of(stack).add_info(f"edge bundle: {bundle_bytes(bundle) / 2**20:.1f} MiB unzipped")
@@ -77,10 +82,11 @@ def add_variant_resizer(
         handler="handler.handler",
         runtime=lambda_.Runtime.PYTHON_3_13,
         memory_size=cdn.edge_memory_size_mb,
-        timeout=Duration.seconds(30),
+        timeout=Duration.seconds(EDGE_TIMEOUT_SECONDS),
     )
     role = resizer.lambda_.role
     for bucket in buckets:
+        writes = bucket is primary
         arn = f"arn:{stack.partition}:s3:::{bucket.name}"
         resizer.add_to_role_policy(
             iam.PolicyStatement(
@@ -88,10 +94,13 @@ def add_variant_resizer(
                 resources=[f"{arn}/{prefix}*" for prefix in cdn.variant_source_prefixes],
             )
         )
-        resizer.add_to_role_policy(
-            iam.PolicyStatement(actions=["s3:PutObject"], resources=[f"{arn}/{VARIANTS_PREFIX}*"])
-        )
-        resizer.add_to_role_policy(kms_through_s3(stack, bucket))
+        if writes:
+            resizer.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:PutObject"], resources=[f"{arn}/{VARIANTS_PREFIX}*"]
+                )
+            )
+        resizer.add_to_role_policy(kms_through_s3(stack, bucket, writes=writes))
         for prefix in cdn.variant_source_prefixes:
             acknowledge(
                 role,
@@ -99,12 +108,13 @@ def add_variant_resizer(
                 f"Originals are read from {prefix} of {bucket.name} (a variant source prefix):"
                 " one object per request, keys known only at request time.",
             )
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{arn}/{VARIANTS_PREFIX}*]",
-            f"Rendered variants are written under variants/ of {bucket.name} only: one object"
-            " per request, keys known only at request time.",
-        )
+        if writes:
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{arn}/{VARIANTS_PREFIX}*]",
+                f"Rendered variants are written under variants/ of {bucket.name} only: one"
+                " object per request, keys known only at request time.",
+            )
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::"

@@ -44,21 +44,7 @@ def s3_origins(example) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize(
-    "which",
-    [
-        0,
-        pytest.param(
-            1,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="CdnStack does not pass replica_bucket/replica_region to"
-                " edge_handler_config yet (stacks/cdn_stack.py, another engineer's file)",
-            ),
-        ),
-    ],
-    ids=["primary", "replica"],
-)
+@pytest.mark.parametrize("which", [0, 1], ids=["primary", "replica"])
 def test_every_s3_origin_of_the_distribution_is_read_by_the_bundled_handler(
     example, tmp_path, monkeypatch, aws_env, moto_url, which
 ):
