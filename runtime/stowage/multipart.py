@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from stowage.backends import Backend, ObjectInfo
 from stowage.catalog import Catalog, MultipartSession, Record
-from stowage.errors import BadRequest, Conflict, NotFound, UnsupportedType
+from stowage.errors import BackendError, BadRequest, Conflict, NotFound, UnsupportedType
 from stowage.keys import KIND_PREFIX, new_key, new_upload_id
 from stowage.settings import Settings
 from stowage.signing import part_signature
@@ -107,6 +107,10 @@ class MultipartUploads:
             head = b"".join(self.backend.open_range(session.key, 0, SNIFF_BYTES - 1))
         except FileNotFoundError:
             return self._settled(session)  # aborted meanwhile: its outcome is the answer
+        except BackendError:
+            if self._ended(session):  # the backend failed because the upload was aborted
+                return self._settled(session)
+            raise
         try:
             found = sniffed_type(session.kind, head)
             if found.content_type != session.content_type:
@@ -154,6 +158,13 @@ class MultipartUploads:
                 if isinstance(exc, Conflict):
                     raise exc from None  # parts genuinely missing
                 raise
+
+    def _ended(self, session: MultipartSession) -> bool:
+        try:
+            self.catalog.get_session(session.id)
+        except NotFound:
+            return True
+        return False
 
     def _settled(self, session: MultipartSession) -> Record:
         """What a concurrent request made of this upload: its record, else 409 / 404."""
