@@ -32,7 +32,10 @@ def test_concurrent_and_repeated_completes_keep_one_object_and_one_row(backend_a
         records = {a.json()["id"]: a.json() for a in answers if a.status_code == 200}
         assert list(records) == [session["id"]]
         record = records[session["id"]]
-        assert all(a.json() == record for a in answers if a.status_code == 200)
+        facts = {k: v for k, v in record.items() if k != "download_url"}  # signed per request
+        for answer in answers:
+            if answer.status_code == 200:
+                assert {k: v for k, v in answer.json().items() if k != "download_url"} == facts
         assert record["sha256"] == hashlib.sha256(video).hexdigest()
         retry = api.client.post(url, headers=api.auth)  # a client retrying after a timeout
         assert retry.status_code == 200, retry.text
