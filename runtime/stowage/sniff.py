@@ -76,6 +76,8 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return _FTYP_BRANDS.get(brand, "video/mp4")
+    if _legacy_quicktime(head):
+        return "video/quicktime"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
     if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
@@ -83,6 +85,31 @@ def sniff(head: bytes) -> str | None:
     if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return "video/mp2t"
     return _sniff_text(head)
+
+
+# Atoms a QuickTime file may start with (old files have no ``ftyp``), and what may follow.
+_QT_FIRST = {b"wide", b"free", b"skip", b"mdat", b"moov"}
+_QT_ATOMS = _QT_FIRST | {b"ftyp", b"pnot", b"PICT"}
+_MOOV_FIRST_CHILD = {b"mvhd", b"cmov", b"prfl"}
+
+
+def _legacy_quicktime(head: bytes) -> bool:
+    """A QuickTime file that starts with a ``wide``, ``free``/``skip``, ``mdat`` or ``moov``
+    atom. The atom structure must hold as far as the head shows it: a ``wide`` atom is 8
+    bytes, a ``moov`` atom opens with its header atom, a ``free`` atom is followed by another
+    QuickTime atom; an ``mdat`` atom needs a sane size and binary bytes (its payload is the
+    media)."""
+    if len(head) < 16 or head[4:8] not in _QT_FIRST:
+        return False
+    kind, size = head[4:8], int.from_bytes(head[:4], "big")
+    if kind == b"mdat":  # text that happens to read "mdat" at 4 is text, not media
+        sane = size == 0 or size >= 8 or (size == 1 and int.from_bytes(head[8:16], "big") >= 16)
+        return sane and any(b < 0x09 or 0x0E <= b < 0x20 or b == 0x7F for b in head)
+    if kind == b"moov":
+        return size >= 16 and head[12:16] in _MOOV_FIRST_CHILD
+    if kind == b"wide" and size != 8:
+        return False
+    return 8 <= size <= len(head) - 8 and head[size + 4 : size + 8] in _QT_ATOMS
 
 
 def _sniff_text(head: bytes) -> str | None:
