@@ -35,25 +35,37 @@ from tests.runtime.conftest import SECRET, image_bytes, mp4_bytes
 
 WEBM = b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\xf7\x81\x01\x42\x82\x84webm" + b"\x00" * 64
 HTML = b"<html><script>alert(1)</script></html>"
-PAYLOADS = st.one_of(
-    st.integers(0, 3000).map(mp4_bytes),
-    st.sampled_from(
+BY_KIND = {
+    "video": st.one_of(st.integers(0, 3000).map(mp4_bytes), st.just(WEBM)),
+    "image": st.sampled_from(
         [
             image_bytes("PNG", size=(5, 4)),
             image_bytes("JPEG", size=(6, 3)),
             image_bytes("GIF", size=(3, 3)),
-            WEBM,
-            HTML,
-            b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n",
-            b'{"words": []}',
-            b"plain words\n",
         ]
     ),
-)
+    "transcript": st.sampled_from(
+        [HTML, b"WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n", b'{"words": []}', b"plain words\n"]
+    ),
+}
 KINDS = st.sampled_from(sorted(ALLOWED))
-DECLARED = st.sampled_from(
-    [None, "video/mp4", "video/webm", "image/png", "text/plain", "text/html"]
-)
+OTHER_DECLARED = st.sampled_from([None, "video/webm", "image/png", "text/html"])
+
+
+@st.composite
+def uploads(draw):
+    """(kind, bytes): mostly bytes the kind allows, sometimes another kind's (415)."""
+    kind = draw(KINDS)
+    source = kind if draw(st.integers(0, 3)) else draw(KINDS)
+    return kind, draw(BY_KIND[source])
+
+
+@st.composite
+def declared_uploads(draw):
+    """(kind, declared type, bytes): mostly declaring what the bytes are."""
+    kind, data = draw(uploads())
+    declared = sniff(data[:SNIFF_BYTES]) if draw(st.integers(0, 3)) else draw(OTHER_DECLARED)
+    return kind, declared, data
 
 
 def expected_type(kind: str, data: bytes) -> str | None:
@@ -83,8 +95,9 @@ class ServiceMachine(RuleBasedStateMachine):
 
     # -- uploads -----------------------------------------------------------------------
 
-    @rule(kind=KINDS, data=PAYLOADS, is_temp=st.booleans())
-    def upload(self, kind, data, is_temp):
+    @rule(sent=uploads(), is_temp=st.booleans())
+    def upload(self, sent, is_temp):
+        kind, data = sent
         path = self.service.spool.spool_file()
         path.write_bytes(data)
         spooled = Spooled(path, hashlib.sha256(data).hexdigest(), len(data), data[:SNIFF_BYTES])
@@ -97,8 +110,9 @@ class ServiceMachine(RuleBasedStateMachine):
         assert expected_type(kind, data) == record.content_type
         self.committed[record.id] = data
 
-    @rule(kind=KINDS, declared=DECLARED, data=PAYLOADS, is_temp=st.booleans())
-    def start_multipart(self, kind, declared, data, is_temp):
+    @rule(sent=declared_uploads(), is_temp=st.booleans())
+    def start_multipart(self, sent, is_temp):
+        kind, declared, data = sent
         try:
             session, urls = self.service.start_multipart(
                 kind, size=len(data), filename="x.html", content_type=declared, is_temp=is_temp
@@ -112,9 +126,10 @@ class ServiceMachine(RuleBasedStateMachine):
 
     @rule(choice=st.data())
     def send_part(self, choice):
-        if not self.sessions:
-            return
-        upload_id = choice.draw(st.sampled_from(sorted(self.sessions)))
+        if self.sessions:
+            self._send(choice.draw(st.sampled_from(sorted(self.sessions))))
+
+    def _send(self, upload_id):
         entry = self.sessions[upload_id]
         if entry["url"].startswith(self.service.settings.public_base_url):
             self.service.receive_part(upload_id, 1, io.BytesIO(entry["data"]))
@@ -135,11 +150,14 @@ class ServiceMachine(RuleBasedStateMachine):
         if not known:
             return
         upload_id = choice.draw(st.sampled_from(known))
-        entry = self.sessions.get(upload_id)
-        if entry is None:  # a retry of a committed upload: the same record
+        if upload_id not in self.sessions:  # a retry of a committed upload: the same record
             record = self.service.complete_multipart(upload_id)
             assert record == self._record(upload_id)
             return
+        self._complete(upload_id, die_first)
+
+    def _complete(self, upload_id, die_first):
+        entry = self.sessions[upload_id]
         if die_first and entry["sent"]:
             session = self.service.catalog.get_session(upload_id)
             self.service.backend.complete_multipart(
@@ -158,6 +176,18 @@ class ServiceMachine(RuleBasedStateMachine):
         assert expected_type(entry["kind"], entry["data"]) == entry["declared"]
         del self.sessions[upload_id]
         self.committed[record.id] = entry["data"]
+
+    @rule(sent=declared_uploads(), is_temp=st.booleans(), die_first=st.booleans())
+    def multipart_upload(self, sent, is_temp, die_first):
+        """The whole multipart round trip in one step (the rules above interleave it)."""
+        before = set(self.sessions)
+        self.start_multipart(sent, is_temp)
+        started = set(self.sessions) - before
+        if not started:
+            return
+        (upload_id,) = started
+        self._send(upload_id)
+        self._complete(upload_id, die_first)
 
     @rule(choice=st.data())
     def abort(self, choice):
@@ -249,8 +279,8 @@ class HybridMachine(ServiceMachine):
 
 
 FAST = settings(
-    max_examples=8,
-    stateful_step_count=16,
+    max_examples=10,
+    stateful_step_count=25,
     derandomize=True,
     deadline=None,
     database=None,
