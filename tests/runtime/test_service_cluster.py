@@ -85,12 +85,13 @@ def test_two_services_on_one_catalog_keep_one_object_one_row(pair):
         calls = [post(a, f"{base}/move-to-permanent"), post(b, f"{base}/move-to-permanent")]
         if round_ % 2:
             calls.append(delete(b, base))
-        assert_answers(together(calls), {200, 204, 404, 409})
+        answers = together(calls)
+        assert_answers(answers, {200, 204, 404, 409})
         final = a.client.get(base, headers=a.auth)
         if final.status_code == 404:
             committed.pop(upload_id)
         else:
-            assert final.json()["is_temp"] is False
+            assert final.json()["is_temp"] is False, [x.text for x in answers]
 
         # One upload deleted through both at once.
         victim = list(committed)[-1]
