@@ -90,7 +90,7 @@ def test_two_services_on_one_catalog_keep_one_object_one_row(pair):
         final = a.client.get(base, headers=a.auth)
         if final.status_code == 404:
             committed.pop(upload_id)
-        else:
+        elif 200 in [x.status_code for x in answers[:2]]:  # a move that answered 200 held
             assert final.json()["is_temp"] is False, [x.text for x in answers]
 
         # One upload deleted through both at once.

@@ -4,6 +4,7 @@ its keys and indexes are described in docs/storage-design.md (access patterns)."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +31,7 @@ from stowage.keys import KIND_PREFIX, PERMANENT_PREFIXES, TEMP_PREFIX, top_prefi
 BY_PREFIX = "ByPrefix"
 TEMP_BY_EXPIRY = "TempByExpiry"
 SESSION = "mpu#"
+CONTENDED_ATTEMPTS = 6
 # Top-level prefixes in listing order, for listings that span all of them.
 TOP_PREFIXES = (*PERMANENT_PREFIXES, *(TEMP_PREFIX + p for p in KIND_PREFIX.values()))
 
@@ -105,15 +107,30 @@ class DynamoCatalog(Catalog):
     def _transact(self, actions: list[dict], record_id: str, *, missing=None) -> None:
         """Run ``actions``; a failed condition on the first one means ``missing`` (else the
         row changed under the caller), on any other a taken id or key: Conflict."""
+        for attempt in range(CONTENDED_ATTEMPTS):
+            reasons = self._try_transact(actions)
+            if reasons is None:
+                return
+            # Another transaction on the same items was in flight: no verdict on ours yet.
+            contended = "TransactionConflict" in reasons and "ConditionalCheckFailed" not in reasons
+            if not contended or attempt + 1 == CONTENDED_ATTEMPTS:
+                break
+            time.sleep(0.02 * 2**attempt)
+        if missing is not None and reasons[:1] == ["ConditionalCheckFailed"]:
+            raise missing()
+        if contended:
+            raise Conflict(f"upload {record_id} is being changed by another request; try again")
+        raise Conflict(f"catalog already holds id {record_id} or its key")
+
+    def _try_transact(self, actions: list[dict]) -> list[str] | None:
+        """``None`` on success, else the cancellation reason of each action."""
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
-            reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if missing is not None and reasons[:1] == ["ConditionalCheckFailed"]:
-                raise missing() from None
-            raise Conflict(f"catalog already holds id {record_id} or its key") from None
+            return [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
+        return None
 
     def _row_changed(self, record_id: str) -> Exception:
         self.get(record_id)  # NotFound if the row is gone
