@@ -1,10 +1,14 @@
 """Content types from the bytes themselves, checked per upload kind.
 
-A client's ``Content-Type`` is a claim; the first bytes of the body are evidence. An upload
-whose bytes are not of a type its kind allows is refused with 415.
+A client's ``Content-Type`` and file name are claims; the first bytes of the body are
+evidence. An object's stored Content-Type and its key's extension both come from
+:func:`media_type`, never from the client: Nginx serves by extension, so an extension the
+client chose would decide what a browser executes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from stowage.errors import UnsupportedType
 
@@ -39,6 +43,10 @@ ALLOWED: dict[str, dict[str, str]] = {
     },
 }
 
+# A multipart upload that declares no type is taken to be the kind's usual one (and its
+# bytes must then sniff as that).
+DEFAULT_TYPE = {"video": "video/mp4", "image": "image/jpeg", "transcript": "text/plain"}
+
 _FTYP_BRANDS = {
     b"avif": "image/avif",
     b"avis": "image/avif",
@@ -68,6 +76,8 @@ def sniff(head: bytes) -> str | None:
     if head[4:8] == b"ftyp":
         brand = head[8:12]
         return _FTYP_BRANDS.get(brand, "video/mp4")
+    if _legacy_quicktime(head):
+        return "video/quicktime"
     if head.startswith(b"\x1a\x45\xdf\xa3"):
         return "video/webm" if b"webm" in head[:64] else "video/x-matroska"
     if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")):
@@ -75,6 +85,31 @@ def sniff(head: bytes) -> str | None:
     if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return "video/mp2t"
     return _sniff_text(head)
+
+
+# Atoms a QuickTime file may start with (old files have no ``ftyp``), and what may follow.
+_QT_FIRST = {b"wide", b"free", b"skip", b"mdat", b"moov"}
+_QT_ATOMS = _QT_FIRST | {b"ftyp", b"pnot", b"PICT"}
+_MOOV_FIRST_CHILD = {b"mvhd", b"cmov", b"prfl"}
+
+
+def _legacy_quicktime(head: bytes) -> bool:
+    """A QuickTime file that starts with a ``wide``, ``free``/``skip``, ``mdat`` or ``moov``
+    atom. The atom structure must hold as far as the head shows it: a ``wide`` atom is 8
+    bytes, a ``moov`` atom opens with its header atom, a ``free`` atom is followed by another
+    QuickTime atom; an ``mdat`` atom needs a sane size and binary bytes (its payload is the
+    media)."""
+    if len(head) < 16 or head[4:8] not in _QT_FIRST:
+        return False
+    kind, size = head[4:8], int.from_bytes(head[:4], "big")
+    if kind == b"mdat":  # text that happens to read "mdat" at 4 is text, not media
+        sane = size == 0 or size >= 8 or (size == 1 and int.from_bytes(head[8:16], "big") >= 16)
+        return sane and any(b < 0x09 or 0x0E <= b < 0x20 or b == 0x7F for b in head)
+    if kind == b"moov":
+        return size >= 16 and head[12:16] in _MOOV_FIRST_CHILD
+    if kind == b"wide" and size != 8:
+        return False
+    return 8 <= size <= len(head) - 8 and head[size + 4 : size + 8] in _QT_ATOMS
 
 
 def _sniff_text(head: bytes) -> str | None:
@@ -99,14 +134,35 @@ def _sniff_text(head: bytes) -> str | None:
     return "text/plain"
 
 
-def check_kind(kind: str, head: bytes, filename: str | None = None) -> tuple[str, str]:
-    """(content type, default extension) of an upload of ``kind``, or 415."""
-    found = sniff(head)
+@dataclass(frozen=True)
+class MediaType:
+    content_type: str
+    extension: str
+
+
+def media_type(kind: str, content_type: str | None, *, evidence: str = "the file is") -> MediaType:
+    """The one mapping from a type to what an object of ``kind`` is stored as (its
+    Content-Type and key extension); 415 for a type the kind does not allow."""
     allowed = ALLOWED[kind]
-    if found not in allowed:
-        shown = found or "unrecognized bytes"
+    if content_type not in allowed:
         raise UnsupportedType(
-            f"a {kind} upload must be one of {', '.join(allowed)}; the file is {shown}"
-            + (f" ({filename})" if filename else "")
+            f"a {kind} upload must be one of {', '.join(allowed)};"
+            f" {evidence} {content_type or 'unrecognized bytes'}"
         )
-    return found, allowed[found]
+    return MediaType(content_type, allowed[content_type])
+
+
+def sniffed_type(kind: str, head: bytes, filename: str | None = None) -> MediaType:
+    """What an upload of ``kind`` whose bytes begin with ``head`` is stored as, or 415.
+    ``filename`` (the client's) only names the file in the error."""
+    named = f" ({filename})" if filename else ""
+    return media_type(kind, sniff(head), evidence=f"the file{named} is")
+
+
+def declared_type(kind: str, declared: str | None) -> MediaType:
+    """What a multipart upload declares before any byte exists, checked against the kind's
+    allowlist (415); its bytes must sniff as the same type at completion."""
+    if declared is None:
+        declared = DEFAULT_TYPE[kind]
+    essence = declared.split(";", 1)[0].strip().lower()
+    return media_type(kind, essence, evidence="it declares")

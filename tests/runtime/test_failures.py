@@ -10,12 +10,22 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import threading
 import time
 
+import boto3
 import httpx
 import pytest
 
-from tests.runtime.conftest import BIN, TOKEN, image_bytes, mp4_bytes
+from tests.runtime.conftest import (
+    BIN,
+    TOKEN,
+    image_bytes,
+    mp4_bytes,
+    send_parts,
+    start_multipart,
+)
+from tests.runtime.safety import assert_consistent
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -159,3 +169,39 @@ def test_100_concurrent_uploads_and_downloads(serve):
         assert hashlib.sha256(download.content).hexdigest() == body["sha256"]
     assert len({b["key"] for b in bodies}) == 100
     assert catalog_rows(api.root) == 100
+
+
+def test_service_killed_mid_complete_then_retry_commits_exactly_once(serve, bucket, moto_url):
+    """On S3 the complete assembles the object, then reads it back for its SHA-256 before
+    cataloguing it. Kill the service in that window: a retry on a new process must commit
+    the object that is already in place (one object, one row), not orphan it."""
+    settings = {"STOWAGE_STORAGE_MODE": "s3", "STOWAGE_S3_BUCKET": bucket}
+    api = serve(**settings)
+    s3 = boto3.client("s3", endpoint_url=moto_url)
+    video = mp4_bytes(40 * 1024 * 1024)
+    session = start_multipart(api, "video", len(video), content_type="video/mp4").json()
+    send_parts(session, video)
+
+    def complete():
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(f"{api.url}/api/upload/{session['id']}/complete", headers=AUTH, timeout=60)
+
+    completing = threading.Thread(target=complete)
+    completing.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=session["key"]).get("Contents", [])
+        if listed:
+            break
+        time.sleep(0.005)
+    assert listed, "the object never appeared"
+    os.killpg(api.process.pid, signal.SIGKILL)
+    api.process.wait(timeout=10)
+    completing.join()
+    assert catalog_rows(api.root) == 0, "killed too late: the row was already written"
+
+    again = serve(root=api.root, **settings)
+    retried = again.client.post(f"/api/upload/{session['id']}/complete", headers=AUTH)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["sha256"] == hashlib.sha256(video).hexdigest()
+    assert_consistent(again, {session["id"]: video})
