@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         default=5 * 1024**3, gt=0, validation_alias=_env("MAX_UPLOAD_BYTES")
     )
+    # JSON bodies are parsed in memory: their own small limit, checked while reading.
+    max_json_bytes: int = Field(
+        default=1024 * 1024, gt=0, le=64 * 1024**2, validation_alias=_env("MAX_JSON_BYTES")
+    )
     temp_max_age_hours: int = Field(default=24, gt=0, validation_alias=_env("TEMP_MAX_AGE_HOURS"))
     signed_url_ttl_seconds: int = Field(
         default=3600, gt=0, le=7 * 86400, validation_alias=_env("SIGNED_URL_TTL_SECONDS")
@@ -158,6 +162,15 @@ class Settings(BaseSettings):
             raise SettingsError("invalid settings: " + "; ".join(problems))
 
 
+def _env_name(loc: tuple) -> str:
+    """The variable a validation error is about: ``loc`` holds the alias that was read
+    (``STOWAGE_HYBRID_S3_PERCENT``, ``S3_SPLIT_PERCENTAGE``) or, for overrides, the field."""
+    name = ".".join(str(part) for part in loc).upper()
+    if name.lower() in Settings.model_fields:
+        return f"STOWAGE_{name}"
+    return name
+
+
 def load_settings(**overrides) -> Settings:
     """Read settings from the environment; raise :class:`SettingsError` with one message."""
     try:
@@ -166,6 +179,5 @@ def load_settings(**overrides) -> Settings:
         lines = []
         for error in exc.errors():
             message = error["msg"].removeprefix("Value error, ")
-            field = ".".join(str(p) for p in error["loc"])
-            lines.append(f"STOWAGE_{field.upper()}: {message}" if field else message)
+            lines.append(f"{_env_name(error['loc'])}: {message}" if error["loc"] else message)
         raise SettingsError("invalid settings: " + "; ".join(lines)) from None

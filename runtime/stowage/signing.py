@@ -13,15 +13,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
-from stowage.errors import Expired, Forbidden
+from stowage.errors import Expired, Forbidden, Unauthorized
 from stowage.keys import validate_key
 
 FILES_PREFIX = "/files/"
+# What a genuine link carries: ASCII digits (str.isdigit() also accepts "²"), and base64url.
+_EXPIRES = re.compile(r"[0-9]{1,12}")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def _b64(data: bytes) -> str:
@@ -49,8 +53,10 @@ def sign_file_url(
 
 def verify_file_url(key: str, expires: str | None, md5: str | None, secret: str) -> None:
     """Check a ``/files/`` link exactly as Nginx's secure_link does."""
-    if not expires or not md5 or not expires.isdigit():
-        raise Forbidden("missing or malformed signature")
+    if not expires or not md5:
+        raise Forbidden("missing signature (expires and md5)")  # as Nginx answers it
+    if not _EXPIRES.fullmatch(expires) or not _TOKEN.fullmatch(md5):
+        raise Forbidden("malformed signature")
     expected = secure_link_md5(file_uri(key), int(expires), secret)
     if not hmac.compare_digest(expected, md5):
         raise Forbidden("signature does not match")
@@ -63,11 +69,17 @@ def part_signature(upload_id: str, number: int, expires: int, secret: str) -> st
     return _b64(hmac.new(secret.encode(), message, hashlib.sha256).digest())
 
 
-def verify_part(upload_id: str, number: int, expires: int, signature: str, secret: str) -> None:
-    expected = part_signature(upload_id, number, expires, secret)
+def verify_part(
+    upload_id: str, number: int, expires: str | None, signature: str | None, secret: str
+) -> None:
+    if not expires or not signature:
+        raise Unauthorized("missing part signature (expires and signature)")
+    if not _EXPIRES.fullmatch(expires) or not _TOKEN.fullmatch(signature):
+        raise Forbidden("malformed part signature")
+    expected = part_signature(upload_id, number, int(expires), secret)
     if not hmac.compare_digest(expected, signature):
         raise Forbidden("part signature does not match")
-    if expires < time.time():
+    if int(expires) < time.time():
         raise Expired("part URL expired")
 
 

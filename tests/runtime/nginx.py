@@ -7,18 +7,30 @@ skeleton around it (loopback port, temp paths under a prefix, root user) is the 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import jinja2
+import yaml
 
 from stowage.signing import sign_file_url
-from tests.helpers import ROOT, ensure_debian_packages
+from tests.helpers import (
+    ROOT,
+    ensure_debian_packages,
+    free_port,
+    running,
+    wait_for_http,
+    wait_for_socket,
+)
 
-TEMPLATES = ROOT / "ansible" / "roles" / "nginx" / "templates"
+ROLE = ROOT / "ansible" / "roles" / "nginx"
+TEMPLATES = ROLE / "templates"
 SKELETON = """\
 user root;
 worker_processes 2;
@@ -74,7 +86,7 @@ def render_site(
     once certbot has a certificate.
     """
     secret_file = prefix / "stowage-secure-link.conf"
-    variables = {
+    variables = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()) | {
         "nginx_secure_link_secret": secret,
         "nginx_secure_link_secret_file": secret_file,
         "nginx_upstream_socket": socket,
@@ -106,6 +118,44 @@ def render_site(
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}")
     return conf
+
+
+@dataclass
+class Stack:
+    client: httpx.Client
+    base: str
+    port: int
+    root: Path
+    socket: Path
+    service: subprocess.Popen
+
+
+@contextlib.contextmanager
+def stowage_behind_nginx(tmp_path: Path, *, body_limit_mb: int = 64, **env: str) -> Iterator[Stack]:
+    """Nginx (the role's site) on a loopback port -> `stowage serve --uds`, behind_nginx on."""
+    from tests.runtime.conftest import BIN, SECRET, service_env
+
+    root, prefix = tmp_path / "media", tmp_path / "nginx"
+    root.mkdir()
+    prefix.mkdir()
+    port, socket = free_port(), tmp_path / "stowage.sock"
+    base = f"http://127.0.0.1:{port}"
+    env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base, **env)
+    conf = render_site(
+        prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit_mb=body_limit_mb
+    )
+    with running(
+        [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"
+    ) as service:
+        wait_for_socket(socket)
+        with running(
+            [nginx_binary(), "-c", str(conf)],
+            log=tmp_path / "nginx.log",
+            ready_url=f"{base}/healthz",
+        ):
+            wait_for_http(f"{base}/healthz")
+            with httpx.Client(base_url=base, timeout=60) as client:
+                yield Stack(client, base, port, root, socket, service)
 
 
 # --- What a viewer and an API client see through the Stowage site: shared by the runtime

@@ -5,13 +5,14 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.helpers import free_port, running, wait_for_http, wait_for_socket
-from tests.runtime.conftest import BIN, SECRET, image_bytes, mp4_bytes, service_env
+from tests.helpers import free_port, running, wait_for_http
+from tests.runtime.conftest import SECRET, image_bytes, mp4_bytes
 from tests.runtime.nginx import (
     assert_signed_downloads,
     assert_traversal_refused,
     nginx_binary,
     render_site,
+    stowage_behind_nginx,
 )
 
 
@@ -23,23 +24,13 @@ def nginx_bin() -> str:
 @pytest.fixture
 def stack(tmp_path, nginx_bin):
     """Nginx on a loopback port -> stowage serve --uds, behind_nginx on."""
-    root, prefix = tmp_path / "media", tmp_path / "nginx"
-    root.mkdir()
-    prefix.mkdir()
-    port, socket = free_port(), tmp_path / "stowage.sock"
-    base = f"http://127.0.0.1:{port}"
-    env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base)
-    conf = render_site(prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit_mb=64)
-    with running(
-        [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"
-    ):
-        wait_for_socket(socket)
-        with running(
-            [nginx_bin, "-c", str(conf)], log=tmp_path / "nginx.log", ready_url=f"{base}/healthz"
-        ):
-            wait_for_http(f"{base}/healthz")
-            with httpx.Client(base_url=base, timeout=60) as client:
-                yield {"client": client, "base": base, "root": root, "socket": socket}
+    with stowage_behind_nginx(tmp_path) as running_stack:
+        yield {
+            "client": running_stack.client,
+            "base": running_stack.base,
+            "root": running_stack.root,
+            "socket": running_stack.socket,
+        }
 
 
 AUTH = {"Authorization": "Bearer test-token-0123456789abcdef"}

@@ -110,3 +110,26 @@ def test_serve_refuses_to_start_with_contradictory_settings(tmp_path):
     assert result.stderr.strip() == (
         "stowage: invalid settings: STOWAGE_STORAGE_MODE=s3 needs STOWAGE_S3_BUCKET"
     )
+
+
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"STOWAGE_HYBRID_S3_PERCENT": "150"}, "STOWAGE_HYBRID_S3_PERCENT"),
+        ({"S3_SPLIT_PERCENTAGE": "abc"}, "STOWAGE_HYBRID_S3_PERCENT"),  # alias: canonical name
+        ({"STOWAGE_MAX_JSON_BYTES": "0"}, "STOWAGE_MAX_JSON_BYTES"),
+    ],
+)
+def test_a_bad_value_names_the_variable_that_was_set(monkeypatch, env, name):
+    """The message names the variable (its STOWAGE_ name), never STOWAGE_STOWAGE_..."""
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith(f"invalid settings: {name}: "), message
+    assert "STOWAGE_STOWAGE_" not in message
+
+
+def test_json_body_limit_defaults_to_one_mib():
+    assert load_settings().max_json_bytes == 1024 * 1024

@@ -99,3 +99,47 @@ def test_s3_writes_use_the_configured_kms_key(bucket, moto_url, tmp_path):
         Bucket=bucket, Key="images/moved.bin"
     )
     assert head["SSEKMSKeyId"] == kms_key
+
+
+MALFORMED_QUERIES = (
+    {"expires": "²", "md5": "A" * 22},  # str.isdigit() says yes, int() says no
+    {"expires": "١٢٣", "md5": "A" * 22},  # Arabic-Indic digits
+    {"expires": "9" * 40, "md5": "A" * 22},
+    {"expires": "1700000000", "md5": "é" * 22},  # non-ASCII: hmac.compare_digest raises
+    {"expires": "1700000000", "md5": "A" * 5000},
+    {"expires": "-1", "md5": "A" * 22},
+    {"expires": "", "md5": ""},
+)
+
+
+def test_malformed_signature_parameters_are_4xx_json(serve):
+    """Over HTTP against the real service: never a 500, always the error contract."""
+    api = serve()
+    for query in MALFORMED_QUERIES:
+        response = api.client.get("/files/images/2026/01/01/a.jpg", params=query)
+        assert response.status_code == 403, (query, response.text)
+        assert response.json()["error"] == "forbidden"
+
+    auth = api.auth
+    session = api.client.post(
+        "/api/upload/multipart", json={"kind": "video", "size": 100}, headers=auth
+    ).json()
+    part = f"/api/upload/{session['id']}/parts/1"
+    cases = [
+        ({"expires": "²", "signature": "A" * 43}, 403),
+        ({"expires": "1700000000", "signature": "é" * 43}, 403),
+        ({"expires": "9" * 40, "signature": "A" * 43}, 400),
+        ({"expires": "1700000000"}, 401),
+        ({}, 401),
+    ]
+    for query, status in cases:
+        response = api.client.put(part, params=query, content=b"x")
+        assert response.status_code == status, (query, response.text)
+        assert response.json()["error"] in ("forbidden", "unauthorized", "bad_request")
+    for number in ("0", "-1", "10001", "²"):
+        response = api.client.put(
+            f"/api/upload/{session['id']}/parts/{number}",
+            params={"expires": "1700000000", "signature": "A" * 43},
+            content=b"x",
+        )
+        assert response.status_code == 400, (number, response.text)

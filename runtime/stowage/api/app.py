@@ -11,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from stowage import __version__
+from stowage.api.guard import Guard
 from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
 from stowage.api.routes import files, health, multipart, uploads
@@ -48,6 +50,16 @@ _ERRORS = {
 
 def error(status: int, code: str, detail: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method any route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def create_app(service: Stowage | None = None, settings: Settings | None = None) -> FastAPI:
@@ -113,7 +125,10 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _HTTP_CODES.get(exc.status_code, "error")
         request.app.state.metrics.failed(code)
-        return error(exc.status_code, code, str(exc.detail), getattr(exc, "headers", None))
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {"Allow": ", ".join(allowed_methods(request))}
+        return error(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(ClientDisconnect)
     async def disconnected(request: Request, exc: ClientDisconnect) -> JSONResponse:
@@ -125,6 +140,9 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         request.app.state.metrics.failed("internal_error")
         log.exception("unhandled error", extra={"path": request.url.path})
         return error(500, "internal_error", "internal error (see the service log)")
+
+    # Added before `observe`, so it runs inside it: refusals are logged and timed too.
+    app.add_middleware(Guard)
 
     @app.middleware("http")
     async def observe(request: Request, call_next):

@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from stowage.errors import Forbidden, Unauthorized
+from stowage.api.guard import check_token
 from stowage.service import Stowage
+
+# Documents the scheme in the OpenAPI document; the Guard middleware has already checked the
+# token before any body was read, and this checks it again on every protected route.
+_bearer = HTTPBearer(auto_error=False, description="One of STOWAGE_API_TOKENS")
 
 
 def get_service(request: Request) -> Stowage:
     return request.app.state.service
 
 
-def require_token(request: Request) -> None:
-    """``Authorization: Bearer <token>`` with one of the configured tokens."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("missing bearer token")
-    tokens = request.app.state.service.settings.api_tokens
-    # Compare against every token so the time taken does not reveal which one matched.
-    matched = False
-    for candidate in tokens:
-        matched |= hmac.compare_digest(
-            candidate.get_secret_value().encode(), token.strip().encode()
-        )
-    if not matched:
-        raise Forbidden("invalid token")
+def require_token(
+    request: Request,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    check_token(
+        request.headers.get("authorization", ""), request.app.state.service.settings.api_tokens
+    )
 
 
 ServiceDep = Annotated[Stowage, Depends(get_service)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from stowage.catalog import Record
 
@@ -32,11 +32,16 @@ class UploadList(BaseModel):
 
 
 class TranscriptText(BaseModel):
+    # Request bodies are taken as documented: no 0 for false, no "5" for 5.
+    model_config = ConfigDict(strict=True)
+
     content: str = Field(min_length=1)
     filename: str | None = None
 
 
 class MultipartIn(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     kind: str = Field(pattern="^(video|image|transcript)$")
     size: int = Field(gt=0)
     filename: str | None = Field(default=None, max_length=255)

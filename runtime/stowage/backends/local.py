@@ -61,9 +61,10 @@ class LocalBackend(Backend):
         """The file of ``key``; never outside the root, never inside Stowage's own dirs."""
         validate_key(key)
         path = self.root / key
-        # validate_key rules out '..' and absolute keys; this guards against symlinked dirs.
-        if not path.parent.resolve().is_relative_to(self.root):
-            raise InvalidKey("key resolves outside the storage root")
+        # validate_key rules out '..' and absolute keys, so with a resolved root any change
+        # made by resolving is a symbolic link (file or directory) below it: never followed.
+        if path.resolve() != path:
+            raise InvalidKey("key passes through a symbolic link under the storage root")
         return path
 
     def spool_file(self) -> Path:

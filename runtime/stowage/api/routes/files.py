@@ -20,11 +20,27 @@ from stowage.errors import StowageError
 from stowage.keys import validate_key
 from stowage.service import Stowage
 from stowage.signing import verify_file_url
+from stowage.sniff import ALLOWED
 
 router = APIRouter(tags=["files"])
 
 INTERNAL_PREFIX = "/_stowage_internal/"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
+# Stored bytes are never a page: no type sniffing, no script, no same-origin access.
+MEDIA_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+_SERVABLE = {content_type for types in ALLOWED.values() for content_type in types}
+
+
+def served_type(stored: str | None) -> str:
+    """The Content-Type to send: a media type Stowage accepts, else an opaque download.
+
+    Whatever the catalog or an object's metadata says (an old version, a client-declared
+    type, a file placed on disk by hand), ``text/html`` or ``image/svg+xml`` never go out."""
+    base = (stored or "").split(";", 1)[0].strip().lower()
+    return base if base in _SERVABLE else "application/octet-stream"
 
 
 class RangeNotSatisfiable(StowageError):
@@ -60,11 +76,11 @@ async def stream_object(service: Stowage, info: ObjectInfo, request: Request) ->
     headers = {
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, max-age=3600",
-        "X-Content-Type-Options": "nosniff",
+        **MEDIA_HEADERS,
     }
     if info.sha256:
         headers["ETag"] = f'"{info.sha256}"'
-    media_type = info.content_type or "application/octet-stream"
+    media_type = served_type(info.content_type)
     if request.method == "HEAD":
         headers["Content-Length"] = str(info.size)
         return Response(status_code=200, headers=headers, media_type=media_type)
@@ -97,7 +113,9 @@ async def get_file(key: str, request: Request, service: ServiceDep) -> Response:
         return Response(
             headers={
                 "X-Accel-Redirect": INTERNAL_PREFIX + quote(key, safe="/"),
-                "Content-Type": info.content_type or "application/octet-stream",
+                # Nginx keeps this type for the redirected answer and adds the media headers.
+                "Content-Type": served_type(info.content_type),
+                **MEDIA_HEADERS,
             }
         )
     return await stream_object(service, info, request)

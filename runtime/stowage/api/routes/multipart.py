@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
 import anyio.from_thread
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Path, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from stowage.api.deps import Authorized, ServiceDep
@@ -51,11 +52,11 @@ def _pulled(request: Request) -> Iterator[bytes]:
 )
 async def put_part(
     upload_id: str,
-    number: int,
+    number: Annotated[int, Path(ge=1, le=10_000)],
     request: Request,
     service: ServiceDep,
-    expires: int = Query(),
-    signature: str = Query(),
+    expires: Annotated[str | None, Query(max_length=12)] = None,
+    signature: Annotated[str | None, Query(max_length=128)] = None,
 ) -> PartOut:
     verify_part(upload_id, number, expires, signature, service.signing_secret())
 
