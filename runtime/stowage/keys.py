@@ -5,7 +5,6 @@ Every entry point (API, CLI, migration, edge handler) validates through :func:`v
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -97,12 +96,3 @@ def top_prefix(key: str) -> str:
     if parts[0] + "/" == TEMP_PREFIX and len(parts) > 2:
         return f"{parts[0]}/{parts[1]}/"
     return parts[0] + "/" if len(parts) > 1 else ""
-
-
-def safe_extension(filename: str | None, fallback: str) -> str:
-    """The extension of an uploaded file name if it is harmless, else ``fallback``."""
-    if filename:
-        ext = os.path.splitext(filename)[1].lower()
-        if re.fullmatch(r"\.[a-z0-9]{1,8}", ext):
-            return ext
-    return fallback

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import shutil
 import time
@@ -17,11 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
 
 from stowage.backends import Backend, HybridBackend, LocalBackend, build_backend
-from stowage.catalog import Catalog, MultipartSession, Record, Stats, open_catalog
-from stowage.errors import BadRequest, Conflict, DiskFull, TooLarge
+from stowage.catalog import Catalog, Record, Stats, open_catalog
+from stowage.errors import BackendError, BadRequest, Conflict, DiskFull, NotFound, TooLarge
 from stowage.keys import (
     KIND_PREFIX,
     TEMP_PREFIX,
@@ -29,16 +27,14 @@ from stowage.keys import (
     new_key,
     new_upload_id,
     permanent_key,
-    safe_extension,
     validate_key,
 )
+from stowage.multipart import MultipartUploads
 from stowage.settings import Settings
-from stowage.signing import cloudfront_signed_url, part_signature, sign_file_url
-from stowage.sniff import SNIFF_BYTES, check_kind, sniff
+from stowage.signing import cloudfront_signed_url, sign_file_url
+from stowage.sniff import SNIFF_BYTES, sniff, sniffed_type
 
 log = logging.getLogger("stowage")
-
-MAX_PARTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -60,7 +56,7 @@ class CleanupReport:
     missing_objects: list[str] = field(default_factory=list)
 
 
-class Stowage:
+class Stowage(MultipartUploads):
     def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
         self.settings = settings
         self.backend = backend
@@ -93,17 +89,20 @@ class Stowage:
         if expected_bytes > self.spool.free_bytes():
             raise DiskFull("not enough free space on the media filesystem for this upload")
 
-    def store(self, kind: str, spooled: Spooled, *, is_temp: bool, filename: str | None) -> Record:
-        """Give a spooled upload its key, put it in the backend and catalog it."""
+    def store(
+        self, kind: str, spooled: Spooled, *, is_temp: bool, filename: str | None = None
+    ) -> Record:
+        """Give a spooled upload its key, put it in the backend and catalog it. The key's
+        extension and the stored type come from the sniffed bytes; the client's file name
+        only names the file in an error."""
         try:
             if kind not in KIND_PREFIX:
                 raise BadRequest(f"unknown upload kind {kind!r}")
-            content_type, default_ext = check_kind(kind, spooled.head, filename)
+            found = sniffed_type(kind, spooled.head, filename)
+            content_type = found.content_type
             upload_id = new_upload_id()
             now = datetime.now(UTC)
-            key = new_key(
-                kind, upload_id, safe_extension(filename, default_ext), is_temp=is_temp, now=now
-            )
+            key = new_key(kind, upload_id, found.extension, is_temp=is_temp, now=now)
             info = self.backend.put_file(
                 key, spooled.path, sha256=spooled.sha256, content_type=content_type
             )
@@ -191,131 +190,51 @@ class Stowage:
         destination = permanent_key(record.key)
         if self.catalog.get_by_key(destination):
             raise Conflict(f"{destination} is already catalogued")
-        info = self.backend.move(record.key, destination)
+        try:
+            info = self.backend.move(record.key, destination)
+        except (FileNotFoundError, Conflict, BackendError):
+            if self.backend.exists(record.key):
+                raise
+            self.catalog.get(upload_id)  # 404 if a concurrent delete won
+            raise Conflict(f"upload {upload_id} was moved by another request") from None
         moved = record.changed(
             key=destination, is_temp=False, expires_at=None, backend=info.backend or record.backend
         )
         try:
-            self.catalog.update(moved)
-        except BaseException:
-            self.backend.move(destination, record.key)
-            raise
+            self.catalog.update(moved, expected_key=record.key)
+        except BaseException as exc:
+            return self._settle_move(record, destination, exc)
         return moved
 
+    def _settle_move(self, record: Record, destination: str, failure: BaseException) -> Record:
+        """Our move of the bytes happened but our catalog update did not: agree with the
+        row as it is now. Raises ``failure`` unless another request made the same move."""
+        current = self.catalog.find(record.id)
+        if current is not None and current.key == destination:
+            return current  # a concurrent move of the same upload won; same bytes
+        if current is None:  # deleted meanwhile: what we moved is nobody's
+            with contextlib.suppress(FileNotFoundError):
+                self.backend.delete(destination)
+        elif current.key == record.key:
+            self.backend.move(destination, record.key)
+        raise failure
+
     def delete(self, upload_id: str) -> Record:
-        record = self.catalog.get(upload_id)
+        for _ in range(5):
+            record = self.catalog.get(upload_id)
+            with contextlib.suppress(Conflict):
+                self._remove(record)
+                return record
+        raise Conflict(f"upload {upload_id} keeps changing; try again")
+
+    def _remove(self, record: Record) -> None:
+        """Remove a record's bytes (on every side that holds them) and then its row, unless
+        a concurrent request moved the row meanwhile (Conflict, row kept)."""
         try:
             self.backend.delete(record.key)
         except FileNotFoundError:
             log.warning("catalogued object was already gone", extra={"key": record.key})
-        self.catalog.delete(upload_id)
-        return record
-
-    # -- multipart uploads ---------------------------------------------------------------
-
-    def start_multipart(
-        self,
-        kind: str,
-        *,
-        size: int,
-        filename: str | None,
-        content_type: str | None,
-        is_temp: bool,
-    ) -> tuple[MultipartSession, list[str]]:
-        if kind not in KIND_PREFIX:
-            raise BadRequest(f"unknown upload kind {kind!r}")
-        if size <= 0:
-            raise BadRequest("size must be positive")
-        self.check_room(size)
-        part_size = max(self.settings.multipart_part_size, math.ceil(size / MAX_PARTS))
-        parts = math.ceil(size / part_size)
-        upload_id = new_upload_id()
-        extension = safe_extension(filename, ".bin")
-        key = new_key(kind, upload_id, extension, is_temp=is_temp, now=datetime.now(UTC))
-        target = (
-            self.backend.for_new(key) if isinstance(self.backend, HybridBackend) else self.backend
-        )
-        handle = target.start_multipart(key, content_type=content_type)
-        session = MultipartSession(
-            id=upload_id,
-            key=key,
-            handle=handle,
-            backend=target.name,
-            kind=kind,
-            content_type=content_type or "application/octet-stream",
-            size=size,
-            part_size=part_size,
-            parts=parts,
-            is_temp=is_temp,
-            filename=filename,
-        )
-        self.catalog.add_session(session)
-        return session, [self._part_url(session, target, n) for n in range(1, parts + 1)]
-
-    def _part_url(self, session: MultipartSession, target: Backend, number: int) -> str:
-        ttl = 24 * 3600
-        url = target.part_url(session.key, session.handle, number, expires_in=ttl)
-        if url is not None:
-            return url
-        expires = int(time.time()) + ttl
-        signature = part_signature(session.id, number, expires, self.signing_secret())
-        return (
-            f"{self.settings.public_base_url}/api/upload/{session.id}/parts/{number}"
-            f"?expires={expires}&signature={signature}"
-        )
-
-    def receive_part(self, upload_id: str, number: int, stream: BinaryIO) -> int:
-        session = self.catalog.get_session(upload_id)
-        if not 1 <= number <= session.parts:
-            raise BadRequest(f"part number must be 1..{session.parts}")
-        return self._session_backend(session).receive_part(
-            session.handle, number, stream, limit=session.part_size
-        )
-
-    def complete_multipart(self, upload_id: str) -> Record:
-        session = self.catalog.get_session(upload_id)
-        backend = self._session_backend(session)
-        info = backend.complete_multipart(
-            session.key, session.handle, parts=session.parts, content_type=session.content_type
-        )
-        try:
-            head = b"".join(backend.open_range(session.key, 0, 511))
-            content_type, _ = check_kind(session.kind, head, session.filename)
-            if info.size != session.size:
-                raise BadRequest(f"received {info.size} bytes, announced {session.size}")
-        except BaseException:
-            backend.delete(session.key)
-            self.catalog.delete_session(upload_id)
-            raise
-        now = datetime.now(UTC)
-        record = Record(
-            id=session.id,
-            key=session.key,
-            size=info.size,
-            sha256=info.sha256 or backend.sha256(session.key),
-            content_type=content_type,
-            is_temp=session.is_temp,
-            backend=backend.name,
-            created_at=session.created_at,
-            updated_at=now,
-            expires_at=now + timedelta(hours=self.settings.temp_max_age_hours)
-            if session.is_temp
-            else None,
-        )
-        self._catalog_or_remove(record)
-        self.catalog.delete_session(upload_id)
-        return record
-
-    def abort_multipart(self, upload_id: str) -> None:
-        session = self.catalog.get_session(upload_id)
-        with contextlib.suppress(FileNotFoundError):
-            self._session_backend(session).abort_multipart(session.key, session.handle)
-        self.catalog.delete_session(upload_id)
-
-    def _session_backend(self, session: MultipartSession) -> Backend:
-        if isinstance(self.backend, HybridBackend):
-            return self.backend.sides[session.backend]
-        return self.backend
+        self.catalog.delete(record.id, expected_key=record.key)
 
     # -- maintenance ---------------------------------------------------------------------
 
@@ -326,16 +245,19 @@ class Stowage:
         report = CleanupReport()
         cutoff = datetime.now(UTC) - older_than
         for record in list(self.catalog.temp_created_before(cutoff)):
+            if not dry_run:
+                if not self.backend.exists(record.key):
+                    report.missing_objects.append(record.key)
+                try:
+                    self._remove(record)
+                except (Conflict, NotFound):
+                    continue  # moved to permanent or deleted meanwhile: not ours to remove
             report.deleted_objects.append(record.key)
             report.deleted_bytes += record.size
-            if dry_run:
-                continue
-            try:
-                self.backend.delete(record.key)
-            except FileNotFoundError:
-                report.missing_objects.append(record.key)
-            self.catalog.delete(record.id)
+        in_flight = {session.key for session in self.catalog.sessions()}
         for info in list(self.backend.list(TEMP_PREFIX)):
+            if info.key in in_flight:
+                continue
             if info.modified < cutoff and self.catalog.get_by_key(info.key) is None:
                 report.deleted_objects.append(info.key)
                 report.deleted_bytes += info.size
@@ -350,7 +272,8 @@ class Stowage:
             if session.created_at < datetime.now(UTC) - timedelta(days=7):
                 report.aborted_multipart.append(session.id)
                 if not dry_run:
-                    self.abort_multipart(session.id)
+                    with contextlib.suppress(NotFound):
+                        self.abort_multipart(session.id)
         for directory in self.spool.spool_dir.glob("mpu-*"):
             if directory.stat().st_mtime < time.time() - 7 * 86400 and not dry_run:
                 shutil.rmtree(directory, ignore_errors=True)

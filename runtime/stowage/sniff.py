@@ -1,10 +1,14 @@
 """Content types from the bytes themselves, checked per upload kind.
 
-A client's ``Content-Type`` is a claim; the first bytes of the body are evidence. An upload
-whose bytes are not of a type its kind allows is refused with 415.
+A client's ``Content-Type`` and file name are claims; the first bytes of the body are
+evidence. An object's stored Content-Type and its key's extension both come from
+:func:`media_type`, never from the client: Nginx serves by extension, so an extension the
+client chose would decide what a browser executes.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from stowage.errors import UnsupportedType
 
@@ -38,6 +42,10 @@ ALLOWED: dict[str, dict[str, str]] = {
         "text/plain": ".txt",
     },
 }
+
+# A multipart upload that declares no type is taken to be the kind's usual one (and its
+# bytes must then sniff as that).
+DEFAULT_TYPE = {"video": "video/mp4", "image": "image/jpeg", "transcript": "text/plain"}
 
 _FTYP_BRANDS = {
     b"avif": "image/avif",
@@ -99,14 +107,35 @@ def _sniff_text(head: bytes) -> str | None:
     return "text/plain"
 
 
-def check_kind(kind: str, head: bytes, filename: str | None = None) -> tuple[str, str]:
-    """(content type, default extension) of an upload of ``kind``, or 415."""
-    found = sniff(head)
+@dataclass(frozen=True)
+class MediaType:
+    content_type: str
+    extension: str
+
+
+def media_type(kind: str, content_type: str | None, *, evidence: str = "the file is") -> MediaType:
+    """The one mapping from a type to what an object of ``kind`` is stored as (its
+    Content-Type and key extension); 415 for a type the kind does not allow."""
     allowed = ALLOWED[kind]
-    if found not in allowed:
-        shown = found or "unrecognized bytes"
+    if content_type not in allowed:
         raise UnsupportedType(
-            f"a {kind} upload must be one of {', '.join(allowed)}; the file is {shown}"
-            + (f" ({filename})" if filename else "")
+            f"a {kind} upload must be one of {', '.join(allowed)};"
+            f" {evidence} {content_type or 'unrecognized bytes'}"
         )
-    return found, allowed[found]
+    return MediaType(content_type, allowed[content_type])
+
+
+def sniffed_type(kind: str, head: bytes, filename: str | None = None) -> MediaType:
+    """What an upload of ``kind`` whose bytes begin with ``head`` is stored as, or 415.
+    ``filename`` (the client's) only names the file in the error."""
+    named = f" ({filename})" if filename else ""
+    return media_type(kind, sniff(head), evidence=f"the file{named} is")
+
+
+def declared_type(kind: str, declared: str | None) -> MediaType:
+    """What a multipart upload declares before any byte exists, checked against the kind's
+    allowlist (415); its bytes must sniff as the same type at completion."""
+    if declared is None:
+        declared = DEFAULT_TYPE[kind]
+    essence = declared.split(";", 1)[0].strip().lower()
+    return media_type(kind, essence, evidence="it declares")

@@ -157,3 +157,30 @@ def serve(tmp_path):
     for context, client in reversed(started):
         client.close()
         context.__exit__(None, None, None)
+
+
+# --- service data safety (tests/runtime/test_service_*.py) ----------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend_api(request, serve) -> Served:
+    """`stowage serve` on local disk, then on S3 (moto's server)."""
+    if request.param == "local":
+        return serve()
+    bucket = request.getfixturevalue("bucket")
+    return serve(STOWAGE_STORAGE_MODE="s3", STOWAGE_S3_BUCKET=bucket, STOWAGE_S3_PREFIX="media/")
+
+
+def start_multipart(api: Served, kind: str, size: int, **fields) -> httpx.Response:
+    return api.client.post(
+        "/api/upload/multipart", json={"kind": kind, "size": size, **fields}, headers=api.auth
+    )
+
+
+def send_parts(session: dict, data: bytes) -> None:
+    """PUT every part to its URL (the service's or S3's presigned one)."""
+    size = session["part_size"]
+    for number, url in enumerate(session["part_urls"]):
+        piece = data[number * size : (number + 1) * size]
+        sent = httpx.put(url, content=piece, headers={"Content-Type": "application/octet-stream"})
+        assert sent.status_code == 200, sent.text

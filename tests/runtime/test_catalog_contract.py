@@ -157,3 +157,51 @@ class TestCatalogContract:
         with pytest.raises(NotFound):
             catalog.get_session(session.id)
         assert catalog.list()[0] == []  # sessions are not objects
+
+    def test_update_and_delete_act_only_on_the_row_as_seen(self, catalog):
+        row = record("temp/images/s.png", is_temp=True)
+        catalog.add(row)
+        moved = row.changed(key="images/s.png", is_temp=False, expires_at=None)
+        catalog.update(moved, expected_key=row.key)
+        # A request that read the row before the move must not delete or overwrite it.
+        with pytest.raises(Conflict):
+            catalog.delete(row.id, expected_key=row.key)
+        with pytest.raises(Conflict):
+            catalog.update(row.changed(size=1), expected_key=row.key)
+        assert catalog.get(row.id) == moved
+        assert catalog.get_by_key(moved.key) == moved
+        catalog.delete(row.id, expected_key=moved.key)
+        with pytest.raises(NotFound):
+            catalog.delete(row.id, expected_key=moved.key)
+        with pytest.raises(NotFound):
+            catalog.update(moved, expected_key=moved.key)
+
+    def test_commit_session_ends_it_and_adds_the_record_at_once(self, catalog):
+        session = MultipartSession(
+            id=new_upload_id(),
+            key="videos/2026/01/01/c.mp4",
+            handle="h2",
+            backend="local",
+            kind="video",
+            content_type="video/mp4",
+            size=100,
+            part_size=100,
+            parts=1,
+            is_temp=False,
+            filename=None,
+        )
+        catalog.add_session(session)
+        row = Record(**{**record(session.key).__dict__, "id": session.id})
+        catalog.commit_session(row)
+        assert catalog.get(session.id) == row
+        with pytest.raises(NotFound):
+            catalog.get_session(session.id)
+        with pytest.raises(Conflict):  # a second completion: nothing changes
+            catalog.commit_session(row)
+        assert [r.id for r in catalog.all()] == [row.id]
+
+        taken = MultipartSession(**{**session.__dict__, "id": new_upload_id()})
+        catalog.add_session(taken)
+        with pytest.raises(Conflict):  # its key is taken: the session stays open
+            catalog.commit_session(Record(**{**row.__dict__, "id": taken.id}))
+        assert catalog.get_session(taken.id) == taken

@@ -3,11 +3,17 @@
 The gradual-rollout (and rollback) switch: raise the percentage to move new writes to S3,
 lower it to bring them back. A key's side depends only on the key, so retries land in the
 same place. Reads go where ``locate`` (the catalog) says the object lives, else where the
-key hashes, else the other side.
+key hashes, else the other side. A key may live on both sides (a copy-mode migration leaves
+it so): ``delete`` and ``move`` act on every side that holds it, or the copy they missed
+would be served again.
+
+A multipart handle carries the side it was started on, so parts, completion and abort reach
+that side even if the percentage changed meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -56,6 +62,13 @@ class HybridBackend(Backend):
                 return backend
         raise FileNotFoundError(key)
 
+    def _holders(self, key: str) -> list[Backend]:
+        """Every side that holds ``key``, the one reads prefer first."""
+        holders = [backend for backend in self._candidates(key) if backend.exists(key)]
+        if not holders:
+            raise FileNotFoundError(key)
+        return holders
+
     def put_file(self, key, path: Path, *, sha256, content_type, attributes=None) -> ObjectInfo:
         return self.for_new(key).put_file(
             key, path, sha256=sha256, content_type=content_type, attributes=attributes
@@ -75,14 +88,17 @@ class HybridBackend(Backend):
         return self._holder(key).open_range(key, start, end)
 
     def delete(self, key: str) -> None:
-        self._holder(key).delete(key)
+        for holder in self._holders(key):
+            with contextlib.suppress(FileNotFoundError):
+                holder.delete(key)
 
     def move(self, source: str, destination: str) -> ObjectInfo:
         validate_key(destination)
-        holder = self._holder(source)
+        holders = self._holders(source)
         if any(side.exists(destination) for side in (self.local, self.s3)):
             raise Conflict(f"{destination} already exists")
-        return holder.move(source, destination)
+        moved = [holder.move(source, destination) for holder in holders]
+        return moved[0]
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         merged = {info.key: info for side in (self.local, self.s3) for info in side.list(prefix)}
@@ -90,18 +106,28 @@ class HybridBackend(Backend):
             yield merged[key]
 
     def start_multipart(self, key: str, *, content_type: str | None) -> str:
-        return self.for_new(key).start_multipart(key, content_type=content_type)
+        side = self.for_new(key)
+        return f"{side.name}:{side.start_multipart(key, content_type=content_type)}"
+
+    def _session_side(self, handle: str, key: str | None = None) -> tuple[Backend, str]:
+        name, sep, inner = handle.partition(":")
+        if sep and name in self.sides:
+            return self.sides[name], inner
+        # Handles from before sides were recorded in them.
+        return (self.for_new(key) if key else self.local), handle
 
     def part_url(self, key: str, handle: str, number: int, *, expires_in: int) -> str | None:
-        return self.for_new(key).part_url(key, handle, number, expires_in=expires_in)
+        side, inner = self._session_side(handle, key)
+        return side.part_url(key, inner, number, expires_in=expires_in)
 
     def receive_part(self, handle: str, number: int, stream: BinaryIO, *, limit: int) -> int:
-        return self.local.receive_part(handle, number, stream, limit=limit)
+        side, inner = self._session_side(handle)
+        return side.receive_part(inner, number, stream, limit=limit)
 
     def complete_multipart(self, key, handle, *, parts, content_type=None) -> ObjectInfo:
-        return self.for_new(key).complete_multipart(
-            key, handle, parts=parts, content_type=content_type
-        )
+        side, inner = self._session_side(handle, key)
+        return side.complete_multipart(key, inner, parts=parts, content_type=content_type)
 
     def abort_multipart(self, key: str, handle: str) -> None:
-        self.for_new(key).abort_multipart(key, handle)
+        side, inner = self._session_side(handle, key)
+        side.abort_multipart(key, inner)

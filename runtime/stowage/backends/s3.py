@@ -344,12 +344,17 @@ class S3Backend(Backend):
             raise Conflict(f"parts not received yet: {missing[:10]}")
         if len(numbers) != parts:
             raise BadRequest(f"received {len(numbers)} parts, expected {parts}")
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=s3_key,
-            UploadId=handle,
-            MultipartUpload={"Parts": sorted(received, key=lambda p: p["PartNumber"])},
-        )
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=s3_key,
+                UploadId=handle,
+                MultipartUpload={"Parts": sorted(received, key=lambda p: p["PartNumber"])},
+            )
+        except ClientError as exc:
+            if _missing(exc):  # completed or aborted by a concurrent request
+                raise FileNotFoundError(handle) from None
+            raise BackendError(f"S3 completion of {key} failed: {exc}") from None
         # The service never saw the bytes: read them back once to know their SHA-256.
         sha256 = self.sha256(key)
         return ObjectInfo(**{**self.head(key).__dict__, "sha256": sha256})

@@ -3,7 +3,11 @@
 Contract (tests/runtime/test_catalog_contract.py runs it against every implementation):
 - ``add`` refuses a second row with the same id or key (:class:`~stowage.errors.Conflict`);
 - ``get`` of an unknown id raises :class:`~stowage.errors.NotFound`;
-- ``list`` pages in creation order within a top-level prefix with an opaque cursor.
+- ``list`` pages in creation order within a top-level prefix with an opaque cursor;
+- ``update`` and ``delete`` act only on the row as the caller last saw it (its key): a row a
+  concurrent request moved meanwhile raises :class:`~stowage.errors.Conflict`, so no request
+  deletes or overwrites a row it never read;
+- ``commit_session`` ends a multipart session and adds its record in one atomic step.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stowage.errors import BadRequest
+from stowage.errors import BadRequest, NotFound
 
 
 def utcnow() -> datetime:
@@ -103,12 +107,20 @@ class Catalog(ABC):
     @abstractmethod
     def get_by_key(self, key: str) -> Record | None: ...
 
-    @abstractmethod
-    def update(self, record: Record) -> None:
-        """Replace the row with ``record.id`` (its key may change; the new key must be free)."""
+    def find(self, record_id: str) -> Record | None:
+        try:
+            return self.get(record_id)
+        except NotFound:
+            return None
 
     @abstractmethod
-    def delete(self, record_id: str) -> None: ...
+    def update(self, record: Record, *, expected_key: str | None = None) -> None:
+        """Replace the row with ``record.id`` (its key may change; the new key must be free).
+        With ``expected_key``, only while the row still has that key (else Conflict)."""
+
+    @abstractmethod
+    def delete(self, record_id: str, *, expected_key: str | None = None) -> None:
+        """Remove the row; with ``expected_key``, only while it still has that key."""
 
     @abstractmethod
     def list(
@@ -138,6 +150,11 @@ class Catalog(ABC):
 
     @abstractmethod
     def delete_session(self, session_id: str) -> None: ...
+
+    @abstractmethod
+    def commit_session(self, record: Record) -> None:
+        """End the multipart session ``record.id`` and add ``record``, atomically: Conflict
+        (and nothing changed) if the session is gone or the id or key is taken."""
 
     @abstractmethod
     def sessions(self) -> Iterator[MultipartSession]: ...

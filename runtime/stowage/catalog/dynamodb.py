@@ -93,50 +93,58 @@ class DynamoCatalog(Catalog):
 
     # Each key is also claimed by a guard item ``key#<key>`` in the same transaction, so two
     # rows can never hold one key (a GSI alone cannot enforce uniqueness).
-    def _put_with_key_guard(self, item: dict, *, new_row: bool, old_key: str | None = None):
-        name = self.table.name
-        actions: list[dict] = [
-            {
-                "Put": {
-                    "TableName": name,
-                    "Item": item,
-                    **(
-                        {"ConditionExpression": "attribute_not_exists(id)"}
-                        if new_row
-                        else {"ConditionExpression": "attribute_exists(id)"}
-                    ),
-                }
-            }
-        ]
+    def _guard_put(self, item: dict, *, claim: bool) -> dict:
         guard = {"id": f"key#{item['key']}", "owner": item["id"]}
         if "expires_at" in item:  # a temp row's guard expires with it (TTL)
             guard["expires_at"] = item["expires_at"]
-        if new_row or old_key != item["key"]:
-            actions.append(
-                {
-                    "Put": {
-                        "TableName": name,
-                        "Item": guard,
-                        "ConditionExpression": "attribute_not_exists(id)",
-                    }
-                }
-            )
-        else:
-            actions.append({"Put": {"TableName": name, "Item": guard}})
-        if old_key is not None and old_key != item["key"]:
-            actions.append({"Delete": {"TableName": name, "Key": {"id": f"key#{old_key}"}}})
+        put: dict = {"TableName": self.table.name, "Item": guard}
+        if claim:
+            put["ConditionExpression"] = "attribute_not_exists(id)"
+        return {"Put": put}
+
+    def _transact(self, actions: list[dict], record_id: str, *, missing=None) -> None:
+        """Run ``actions``; a failed condition on the first one means ``missing`` (else the
+        row changed under the caller), on any other a taken id or key: Conflict."""
         try:
             self.client.transact_write_items(TransactItems=actions)
         except ClientError as exc:
             if not _conditional_failed(exc):
                 raise
             reasons = [r.get("Code") for r in exc.response.get("CancellationReasons", [])]
-            if not new_row and reasons[:1] == ["ConditionalCheckFailed"]:
-                raise NotFound(f"no upload with id {item['id']}") from None
-            raise Conflict(f"catalog already holds id {item['id']} or key {item['key']}") from None
+            if missing is not None and reasons[:1] == ["ConditionalCheckFailed"]:
+                raise missing() from None
+            raise Conflict(f"catalog already holds id {record_id} or its key") from None
+
+    def _row_changed(self, record_id: str) -> Exception:
+        self.get(record_id)  # NotFound if the row is gone
+        return Conflict(f"upload {record_id} was changed by another request")
 
     def add(self, record: Record) -> None:
-        self._put_with_key_guard(_item(record), new_row=True)
+        item = _item(record)
+        put = {
+            "TableName": self.table.name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+        self._transact([{"Put": put}, self._guard_put(item, claim=True)], record.id)
+
+    def commit_session(self, record: Record) -> None:
+        item = _item(record)
+        end = {
+            "TableName": self.table.name,
+            "Key": {"id": SESSION + record.id},
+            "ConditionExpression": "attribute_exists(id)",
+        }
+        put = {
+            "TableName": self.table.name,
+            "Item": item,
+            "ConditionExpression": "attribute_not_exists(id)",
+        }
+        self._transact(
+            [{"Delete": end}, {"Put": put}, self._guard_put(item, claim=True)],
+            record.id,
+            missing=lambda: Conflict(f"multipart upload {record.id} was already ended"),
+        )
 
     def get(self, record_id: str) -> Record:
         item = self.table.get_item(Key={"id": record_id}, ConsistentRead=True).get("Item")
@@ -153,17 +161,33 @@ class DynamoCatalog(Catalog):
         except NotFound:
             return None
 
-    def update(self, record: Record) -> None:
-        current = self.get(record.id)
-        self._put_with_key_guard(_item(record), new_row=False, old_key=current.key)
+    @staticmethod
+    def _as_seen(old_key: str) -> dict:
+        return {
+            "ConditionExpression": "#k = :seen",
+            "ExpressionAttributeNames": {"#k": "key"},
+            "ExpressionAttributeValues": {":seen": old_key},
+        }
 
-    def delete(self, record_id: str) -> None:
-        current = self.get(record_id)
-        self.client.transact_write_items(
-            TransactItems=[
-                {"Delete": {"TableName": self.table.name, "Key": {"id": record_id}}},
-                {"Delete": {"TableName": self.table.name, "Key": {"id": f"key#{current.key}"}}},
-            ]
+    def update(self, record: Record, *, expected_key: str | None = None) -> None:
+        old_key = expected_key or self.get(record.id).key
+        item = _item(record)
+        put = {"TableName": self.table.name, "Item": item, **self._as_seen(old_key)}
+        actions = [{"Put": put}, self._guard_put(item, claim=old_key != record.key)]
+        if old_key != record.key:
+            actions.append(
+                {"Delete": {"TableName": self.table.name, "Key": {"id": f"key#{old_key}"}}}
+            )
+        self._transact(actions, record.id, missing=lambda: self._row_changed(record.id))
+
+    def delete(self, record_id: str, *, expected_key: str | None = None) -> None:
+        key = expected_key or self.get(record_id).key
+        row = {"TableName": self.table.name, "Key": {"id": record_id}, **self._as_seen(key)}
+        guard = {"TableName": self.table.name, "Key": {"id": f"key#{key}"}}
+        self._transact(
+            [{"Delete": row}, {"Delete": guard}],
+            record_id,
+            missing=lambda: self._row_changed(record_id),
         )
 
     def list(self, *, prefix="", is_temp=None, limit=100, cursor=None):

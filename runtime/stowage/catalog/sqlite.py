@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS multipart (
 );
 """
 
+_INSERT = (
+    "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
+    " created_at, updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+)
+
 _COLUMNS = (
     "id, key, size, sha256, content_type, is_temp, backend, created_at, updated_at, expires_at"
 )
@@ -104,11 +109,7 @@ class SqliteCatalog(Catalog):
                 raise Conflict(f"catalog already holds that id or key ({exc})") from None
 
     def add(self, record: Record) -> None:
-        self._write(
-            "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
-            " created_at, updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            _row(record),
-        )
+        self._write(_INSERT, _row(record))
 
     def get(self, record_id: str) -> Record:
         rows = self._query(f"SELECT {_COLUMNS} FROM objects WHERE id = ?", (record_id,))
@@ -120,19 +121,31 @@ class SqliteCatalog(Catalog):
         rows = self._query(f"SELECT {_COLUMNS} FROM objects WHERE key = ?", (key,))
         return _record(rows[0]) if rows else None
 
-    def update(self, record: Record) -> None:
+    def _unchanged(self, record_id: str, expected_key: str | None) -> tuple[str, tuple]:
+        """The WHERE clause for a row as its caller saw it."""
+        if expected_key is None:
+            return "id = ?", (record_id,)
+        return "id = ? AND key = ?", (record_id, expected_key)
+
+    def _missed(self, record_id: str) -> Exception:
+        self.get(record_id)  # NotFound if the row is gone
+        return Conflict(f"upload {record_id} was changed by another request")
+
+    def update(self, record: Record, *, expected_key: str | None = None) -> None:
         values = _row(record)
+        where, params = self._unchanged(record.id, expected_key)
         changed = self._write(
             "UPDATE objects SET key=?, prefix=?, size=?, sha256=?, content_type=?, is_temp=?,"
-            " backend=?, created_at=?, updated_at=?, expires_at=? WHERE id=?",
-            (*values[1:], values[0]),
+            f" backend=?, created_at=?, updated_at=?, expires_at=? WHERE {where}",
+            (*values[1:], *params),
         )
         if not changed:
-            raise NotFound(f"no upload with id {record.id}")
+            raise self._missed(record.id)
 
-    def delete(self, record_id: str) -> None:
-        if not self._write("DELETE FROM objects WHERE id = ?", (record_id,)):
-            raise NotFound(f"no upload with id {record_id}")
+    def delete(self, record_id: str, *, expected_key: str | None = None) -> None:
+        where, params = self._unchanged(record_id, expected_key)
+        if not self._write(f"DELETE FROM objects WHERE {where}", params):
+            raise self._missed(record_id)
 
     def list(self, *, prefix="", is_temp=None, limit=100, cursor=None):
         where, params = ["key >= ? AND key < ?"], [prefix, prefix + "\U0010ffff"]
@@ -202,6 +215,21 @@ class SqliteCatalog(Catalog):
     def delete_session(self, session_id: str) -> None:
         if not self._write("DELETE FROM multipart WHERE id = ?", (session_id,)):
             raise NotFound(f"no multipart upload with id {session_id}")
+
+    def commit_session(self, record: Record) -> None:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ended = self._db.execute("DELETE FROM multipart WHERE id = ?", (record.id,))
+                if not ended.rowcount:
+                    raise Conflict(f"multipart upload {record.id} was already ended")
+                self._db.execute(_INSERT, _row(record))
+            except BaseException as exc:
+                self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise Conflict(f"catalog already holds id {record.id} or its key") from None
+                raise
+            self._db.execute("COMMIT")
 
     def sessions(self) -> Iterator[MultipartSession]:
         for row in self._query("SELECT id FROM multipart ORDER BY id"):
