@@ -1,10 +1,15 @@
 """Lambda@Edge origin-response handler: generate a missing image variant on the fly.
 
 CloudFront asked S3 for ``/variants/{original_key}/{w}x{h}.{fmt}`` and S3 said 403/404 (with
-OAC, a missing key is 403). Read the original, render the variant (``image_core``), store it
-so the next request is a plain cache/S3 hit, and answer with it. Everything else passes
-through untouched. Lambda@Edge has no environment variables: configuration is the
-``config.json`` baked into the bundle at synth.
+OAC, a missing key is 403). Read the original from the bucket that answered, render the
+variant (``image_core``), store it so the next request is a plain cache/S3 hit, and answer
+with it. Everything else passes through untouched. Lambda@Edge has no environment
+variables: configuration is the ``config.json`` baked into the bundle at synth.
+
+With a replica, CloudFront fails over to it when the primary answers 5xx, and this function
+runs again for the replica's answer. Then the original is read from the replica and the
+variant answered without being stored: the primary is failing, and a variant kept in the
+replica would outlive its original, since only the primary's variants are invalidated.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import base64
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import boto3
 from botocore.exceptions import ClientError
@@ -27,34 +34,63 @@ _SETTINGS = json.loads(
     Path(os.environ.get("STOWAGE_EDGE_CONFIG", Path(__file__).with_name("config.json"))).read_text()
 )
 CONFIG = VariantConfig.from_json(_SETTINGS)
-_s3 = None
+_clients: dict[str, object] = {}
 
 
-def s3_client():
-    global _s3
-    if _s3 is None:
-        _s3 = boto3.client(
-            "s3",
-            region_name=_SETTINGS["region"],
-            endpoint_url=_SETTINGS.get("endpoint_url"),
+@dataclass(frozen=True)
+class Origin:
+    bucket: str
+    region: str
+    stores_variants: bool
+
+
+def _origins(settings: dict) -> dict[str, Origin]:
+    """The S3 domain names CloudFront may name for the two baked buckets, and nothing else."""
+    buckets = [Origin(settings["bucket"], settings["region"], stores_variants=True)]
+    if settings.get("replica_bucket"):
+        buckets.append(
+            Origin(settings["replica_bucket"], settings["replica_region"], stores_variants=False)
         )
-    return _s3
+    return {
+        domain: origin
+        for origin in buckets
+        for domain in (
+            f"{origin.bucket}.s3.{origin.region}.amazonaws.com",
+            f"{origin.bucket}.s3.amazonaws.com",
+        )
+    }
+
+
+ORIGINS = _origins(_SETTINGS)
+
+
+def s3_client(region: str):
+    if region not in _clients:
+        _clients[region] = boto3.client(
+            "s3", region_name=region, endpoint_url=_SETTINGS.get("endpoint_url")
+        )
+    return _clients[region]
 
 
 def _headers(pairs: dict[str, str]) -> dict[str, list[dict[str, str]]]:
     return {name.lower(): [{"key": name, "value": value}] for name, value in pairs.items()}
 
 
-def _error(status: int, message: str) -> dict:
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> dict:
     return {
         "status": str(status),
         "statusDescription": {
             400: "Bad Request",
+            403: "Forbidden",
             404: "Not Found",
             413: "Payload Too Large",
             415: "Unsupported Media Type",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
         }.get(status, "Error"),
-        "headers": _headers({"Content-Type": "application/json", "Cache-Control": "no-store"}),
+        "headers": _headers(
+            {"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})}
+        ),
         "body": json.dumps({"error": status, "detail": message}),
     }
 
@@ -73,11 +109,21 @@ def handler(event, context=None):
         return _error(502, "the variant could not be generated")
 
 
+def _origin(request: dict) -> Origin:
+    domain = request.get("origin", {}).get("s3", {}).get("domainName", "")
+    origin = ORIGINS.get(domain.lower())
+    if origin is None:
+        log.error("origin %r is not one of the baked buckets", domain)
+        raise VariantError(502, "the request's origin is not a bucket of this deployment")
+    return origin
+
+
 def _generate(request: dict) -> dict:
     variant = parse_variant_uri(request["uri"], CONFIG)
-    bucket = _SETTINGS["bucket"]
+    origin = _origin(request)
+    s3 = s3_client(origin.region)
     try:
-        original = s3_client().get_object(Bucket=bucket, Key=variant.original_key)
+        original = s3.get_object(Bucket=origin.bucket, Key=variant.original_key)
     except ClientError as exc:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "404", "AccessDenied", "403"):
             raise VariantError(404, f"no original at {variant.original_key}") from None
@@ -86,8 +132,18 @@ def _generate(request: dict) -> dict:
         original["Body"].close()
         raise VariantError(413, f"original is over {CONFIG.max_source_bytes} bytes")
     rendered = render(original["Body"].read(), variant, CONFIG)
+    encoded = base64.b64encode(rendered.body).decode()
+    fits = len(encoded) + 1024 <= CONFIG.max_response_bytes
+    if not origin.stores_variants:
+        if not fits:
+            return _error(
+                503,
+                "the variant is too large to answer while the primary bucket is failing",
+                {"Retry-After": "60"},
+            )
+        return _ok(rendered, encoded)
     put = {
-        "Bucket": bucket,
+        "Bucket": origin.bucket,
         "Key": variant.variant_key,
         "Body": rendered.body,
         "ContentType": rendered.content_type,
@@ -95,18 +151,24 @@ def _generate(request: dict) -> dict:
     }
     if _SETTINGS.get("kms_key_arn"):
         put |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": _SETTINGS["kms_key_arn"]}
-    s3_client().put_object(**put)
-    encoded = base64.b64encode(rendered.body).decode()
-    if len(encoded) + 1024 > CONFIG.max_response_bytes:
-        # Too big to return from Lambda@Edge: it is stored now, so send the viewer back.
-        location = request["uri"] + (
-            f"?{request['querystring']}" if request.get("querystring") else ""
+    s3.put_object(**put)
+    if not fits:
+        # Too big to return from Lambda@Edge: it is stored now, so send the viewer to it, by
+        # the canonical path (the one it is stored under), never back to a variant spelling.
+        location = (
+            "/"
+            + quote(variant.variant_key)
+            + (f"?{request['querystring']}" if request.get("querystring") else "")
         )
         return {
             "status": "307",
             "statusDescription": "Temporary Redirect",
             "headers": _headers({"Location": location, "Cache-Control": "no-store"}),
         }
+    return _ok(rendered, encoded)
+
+
+def _ok(rendered, encoded: str) -> dict:
     return {
         "status": "200",
         "statusDescription": "OK",

@@ -4,13 +4,19 @@ No AWS here: ``handler.py`` fetches and stores, this module decides and draws, s
 is testable with real image files and nothing else.
 
 Variant paths: ``/variants/{original_key}/{w}x{h}.{fmt}`` where ``w``/``h`` come from the
-configured allowlist (``h`` = 0 keeps the aspect ratio) and ``fmt`` is avif|webp|jpeg|png.
+configured allowlist (``h`` = 0 keeps the aspect ratio), written without leading zeros, and
+``fmt`` is avif|webp|jpeg|png. Originals come only from the configured source prefixes.
+
+Animated inputs (GIF, WebP, APNG) become animated WebP within a total budget: frames x
+canvas pixels decoded, frames x target pixels encoded. Both are checked from the container
+before any frame after the first is decoded.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import struct
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
@@ -26,7 +32,10 @@ CONTENT_TYPES = {
     "png": "image/png",
 }
 _PATH = re.compile(r"^/variants/(?P<key>.+)/(?P<w>\d{1,5})x(?P<h>\d{1,5})\.(?P<fmt>[a-z]+)$")
-MAX_ANIMATION_FRAMES = 300
+# What uploads may store as images (stowage.sniff); Pillow would otherwise try every plugin.
+INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")
+# Inputs rendered as animations; other multi-frame files (TIFF pages, MPO) give frame 0.
+ANIMATED_INPUTS = ("GIF", "WEBP", "PNG")
 
 
 class VariantError(Exception):
@@ -50,6 +59,11 @@ class VariantConfig:
     max_response_bytes: int = 1_000_000
     avif_speed: int = 9  # libaom speed 9: ~6x faster than 8 here at a similar size
     cache_control: str = "public, max-age=31536000, immutable"
+    source_prefixes: tuple[str, ...] = ("images/",)
+    # The animation budget; the edge's is derived from its memory and timeout at synth.
+    max_animation_frames: int = 300
+    max_animation_input_pixels: int = 100_000_000
+    max_animation_output_pixels: int = 40_000_000
 
     @classmethod
     def from_json(cls, data: dict) -> VariantConfig:
@@ -60,6 +74,11 @@ class VariantConfig:
             quality=dict(data.get("quality", {})) or {"jpeg": 82, "webp": 80, "avif": 55},
             max_source_bytes=data.get("max_source_bytes", cls.max_source_bytes),
             max_source_pixels=data.get("max_source_pixels", cls.max_source_pixels),
+            # Required: a bundle that does not say which prefixes have variants serves none.
+            source_prefixes=tuple(data["source_prefixes"]),
+            max_animation_frames=data["max_animation_frames"],
+            max_animation_input_pixels=data["max_animation_input_pixels"],
+            max_animation_output_pixels=data["max_animation_output_pixels"],
         )
 
 
@@ -88,7 +107,9 @@ class Rendered:
 
 
 def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
-    """``/variants/images/a.jpg/800x0.webp`` -> request, or :class:`VariantError` (400)."""
+    """``/variants/images/a.jpg/800x0.webp`` -> request, or :class:`VariantError` (4xx).
+
+    Everything a request can be refused for is decided here, before any byte is read."""
     match = _PATH.match(uri)
     if not match:
         raise VariantError(400, "expected /variants/{original_key}/{w}x{h}.{avif|webp|jpeg|png}")
@@ -98,7 +119,14 @@ def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
         raise VariantError(400, f"invalid original key: {exc}") from None
     if key.startswith(VARIANTS_PREFIX):
         raise VariantError(400, "a variant of a variant is not served")
+    if not key.startswith(config.source_prefixes):
+        raise VariantError(
+            403, f"variants are served only for originals under {', '.join(config.source_prefixes)}"
+        )
     width, height, fmt = int(match["w"]), int(match["h"]), match["fmt"]
+    if (match["w"], match["h"]) != (str(width), str(height)):
+        # One spelling per variant: another would be a second cache entry and stored object.
+        raise VariantError(400, f"size must be written {width}x{height} (no leading zeros)")
     if fmt not in config.formats:
         raise VariantError(400, f"format {fmt!r} not allowed ({', '.join(config.formats)})")
     if width not in config.widths or height not in config.heights:
@@ -107,7 +135,12 @@ def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
             f"size {width}x{height} not allowed (widths {list(config.widths)},"
             f" heights {list(config.heights)})",
         )
-    return VariantRequest(key, width, height, fmt)
+    request = VariantRequest(key, width, height, fmt)
+    try:
+        validate_key(request.variant_key)
+    except InvalidKey as exc:
+        raise VariantError(400, f"the original key is too long to have variants: {exc}") from None
+    return request
 
 
 def _target_size(size: tuple[int, int], width: int, height: int) -> tuple[int, int]:
@@ -145,15 +178,18 @@ def _encode(frames: list[Image.Image], fmt: str, config: VariantConfig, duration
     elif fmt == "png":
         first.save(out, "PNG", optimize=True)
     elif fmt == "webp":
-        extra = {}
+        extra = {"method": 4}
         if len(frames) > 1:
+            # Method 2 encodes an animation in half the time of 4 for ~3% more bytes here,
+            # which doubles the frames the time budget admits.
             extra = {
+                "method": 2,
                 "save_all": True,
                 "append_images": frames[1:],
                 "duration": durations,
                 "loop": 0,
             }
-        first.save(out, "WEBP", quality=config.quality.get("webp", 80), method=4, **extra)
+        first.save(out, "WEBP", quality=config.quality.get("webp", 80), **extra)
     elif fmt == "avif":
         first.save(out, "AVIF", quality=config.quality.get("avif", 55), speed=config.avif_speed)
     else:  # parse_variant_uri only lets configured formats through
@@ -167,14 +203,15 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
         raise VariantError(413, f"original is over {config.max_source_bytes} bytes")
     Image.MAX_IMAGE_PIXELS = config.max_source_pixels
     try:
-        image = Image.open(io.BytesIO(source))
+        image = Image.open(io.BytesIO(source), formats=INPUT_FORMATS)
         if image.width * image.height > config.max_source_pixels:
             raise VariantError(413, f"original has over {config.max_source_pixels} pixels")
-        target = _target_size(image.size, request.width, request.height)
-        animated = getattr(image, "is_animated", False) and getattr(image, "n_frames", 1) > 1
-        if animated and request.fmt == "webp":
-            frames, durations = _animated_frames(image, request)
+        count, canvas = _animation(source, image, request, config)
+        if count > 1:
+            target = _target_size(canvas, request.width, request.height)
+            frames, durations = _animated_frames(image, count, target)
         else:
+            target = _target_size(image.size, request.width, request.height)
             # Shrink-on-load: JPEG decodes at 1/2, 1/4 or 1/8 scale straight away.
             if image.format == "JPEG":
                 image.draft(
@@ -191,7 +228,7 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
         raise
     except Image.DecompressionBombError:
         raise VariantError(413, f"original has over {config.max_source_pixels} pixels") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise VariantError(415, f"original is not a decodable image ({exc})") from None
     body = _encode(frames, request.fmt, config, durations)
     return Rendered(body, request.content_type, *frames[0].size)
@@ -205,12 +242,69 @@ def _draft_box(image: Image.Image, target: tuple[int, int]) -> tuple[int, int]:
     return target
 
 
-def _animated_frames(image: Image.Image, request: VariantRequest):
-    if image.n_frames > MAX_ANIMATION_FRAMES:
-        raise VariantError(413, f"animation has over {MAX_ANIMATION_FRAMES} frames")
-    target = _target_size(image.size, request.width, request.height)
+def _animation(
+    source: bytes, image: Image.Image, request: VariantRequest, config: VariantConfig
+) -> tuple[int, tuple[int, int]]:
+    """Frame count and canvas of an input rendered as an animation (1 for a still), read
+    from the container without decoding a frame, and refused (413) over the budget."""
+    if request.fmt != "webp" or image.format not in ANIMATED_INPUTS:
+        return 1, image.size
+    if image.format == "GIF":
+        # Pillow's n_frames walks every frame of the file; this stops past the cap.
+        count, canvas = _gif_frames(source, config.max_animation_frames)
+    else:
+        count, canvas = image.n_frames, image.size  # WebP's and APNG's headers say
+    if count <= 1:
+        return 1, image.size
+    if count > config.max_animation_frames:
+        raise VariantError(413, f"animation has over {config.max_animation_frames} frames")
+    pixels = canvas[0] * canvas[1]
+    if pixels > config.max_source_pixels:
+        raise VariantError(413, f"original has over {config.max_source_pixels} pixels")
+    target = _target_size(canvas, request.width, request.height)
+    for what, total, limit in (
+        ("decode", count * pixels, config.max_animation_input_pixels),
+        ("encode", count * target[0] * target[1], config.max_animation_output_pixels),
+    ):
+        if total > limit:
+            raise VariantError(
+                413,
+                f"animation of {count} frames is {total / 1e6:.0f} megapixels to {what};"
+                f" the limit is {limit / 1e6:.0f} (ask for a smaller width or a still format)",
+            )
+    return count, canvas
+
+
+def _gif_frames(data: bytes, cap: int) -> tuple[int, tuple[int, int]]:
+    """Frames and canvas of a GIF from its block structure, nothing decompressed; counting
+    stops past ``cap``, so a file of a million tiny frames costs no more than cap + 1."""
+    width, height, flags = struct.unpack_from("<HHB", data, 6)
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    count = 0
+    while pos < len(data) and count <= cap:
+        if data[pos] == 0x21:  # extension: label, then data sub-blocks
+            pos = _skip_sub_blocks(data, pos + 2)
+        elif data[pos] == 0x2C and pos + 10 <= len(data):  # image descriptor
+            left, top, w, h, packed = struct.unpack_from("<HHHHB", data, pos + 1)
+            # A frame may reach past the logical screen; Pillow grows the canvas to fit.
+            width, height = max(width, left + w), max(height, top + h)
+            pos += 10 + (3 << ((packed & 7) + 1) if packed & 0x80 else 0)
+            pos = _skip_sub_blocks(data, pos + 1)  # after the LZW minimum code size
+            count += 1
+        else:  # the trailer, or bytes Pillow would skip: decode no more than counted so far
+            break
+    return count, (width, height)
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    while pos < len(data) and data[pos]:
+        pos += data[pos] + 1
+    return pos + 1
+
+
+def _animated_frames(image: Image.Image, count: int, target: tuple[int, int]):
     frames, durations = [], []
-    for index in range(image.n_frames):
+    for index in range(count):
         image.seek(index)
         frame = image.convert("RGBA")
         if frame.size != target:

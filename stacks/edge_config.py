@@ -11,6 +11,22 @@ from stacks.config import CdnConfig
 EDGE_DIR = Path(__file__).resolve().parent.parent / "lambda_edge"
 PLACEHOLDER = "__STOWAGE_CONFIG__"
 
+# The resizer's timeout: Lambda@Edge origin triggers allow at most 30 s.
+EDGE_TIMEOUT_SECONDS = 30
+# Lambda gives one full vCPU at 1,769 MB and a proportional share below; the resizer's
+# decode, resize and encode run on one core, so more memory buys it no more than one.
+LAMBDA_MB_PER_VCPU = 1769
+# One core's CPU seconds per megapixel of animation on the slowest input format and detailed
+# content (bench/resize_budget.py, docs/benchmarks.md): decoding a frame's canvas (with its
+# RGBA conversion and resize), and encoding an output frame.
+DECODE_SECONDS_PER_MEGAPIXEL = 0.06
+ENCODE_SECONDS_PER_MEGAPIXEL = 0.15
+# Plan for half the timeout: cold starts, S3 reads and Lambda's CPUs vary.
+TIME_MARGIN = 0.5
+# Output frames stay in memory as RGBA (4 bytes a pixel) until the encoder assembles them.
+OUTPUT_FRAMES_MEMORY_SHARE = 0.4
+MAX_ANIMATION_FRAMES = 300
+
 
 def allowlist(cdn: CdnConfig) -> dict:
     return {
@@ -28,13 +44,42 @@ def cloudfront_function_code(cdn: CdnConfig) -> str:
     return template.replace(PLACEHOLDER, json.dumps(allowlist(cdn), sort_keys=True))
 
 
-def edge_handler_config(cdn: CdnConfig, *, bucket: str, region: str, kms_key_arn: str) -> dict:
-    """The ``config.json`` baked next to the Lambda@Edge handler."""
+def animation_budget(memory_mb: int, timeout_seconds: int = EDGE_TIMEOUT_SECONDS) -> dict:
+    """Frames x pixels an animated variant may decode and encode within the function's
+    memory and timeout (half of each term's share of the time, whole megapixels)."""
+    core_seconds = timeout_seconds * TIME_MARGIN * min(1.0, memory_mb / LAMBDA_MB_PER_VCPU)
+    decode = core_seconds / 2 / DECODE_SECONDS_PER_MEGAPIXEL
+    encode = min(
+        core_seconds / 2 / ENCODE_SECONDS_PER_MEGAPIXEL,
+        memory_mb * 2**20 * OUTPUT_FRAMES_MEMORY_SHARE / 4 / 1e6,
+    )
+    return {
+        "max_animation_frames": MAX_ANIMATION_FRAMES,
+        "max_animation_input_pixels": int(decode) * 1_000_000,
+        "max_animation_output_pixels": int(encode) * 1_000_000,
+    }
+
+
+def edge_handler_config(
+    cdn: CdnConfig,
+    *,
+    bucket: str,
+    region: str,
+    kms_key_arn: str,
+    replica_bucket: str | None = None,
+    replica_region: str | None = None,
+) -> dict:
+    """The ``config.json`` baked next to the Lambda@Edge handler. The replica bucket is
+    the origin group's fallback: originals are read from it when a request failed over."""
     return {
         **allowlist(cdn),
         "bucket": bucket,
         "region": region,
         "kms_key_arn": kms_key_arn,
+        "replica_bucket": replica_bucket,
+        "replica_region": replica_region,
+        "source_prefixes": list(cdn.variant_source_prefixes),
         "quality": {"jpeg": cdn.jpeg_quality, "webp": cdn.webp_quality, "avif": cdn.avif_quality},
         "max_source_pixels": cdn.max_source_megapixels * 1_000_000,
+        **animation_budget(cdn.edge_memory_size_mb),
     }

@@ -6,47 +6,10 @@ from __future__ import annotations
 import base64
 import io
 
-import boto3
 import pytest
 from PIL import Image
 
 from tests.lambda_edge import images
-
-
-def origin_response(uri: str, status: str = "404", querystring: str = "") -> dict:
-    return {
-        "Records": [
-            {
-                "cf": {
-                    "config": {
-                        "distributionDomainName": "d111111abcdef8.cloudfront.net",
-                        "distributionId": "EDFDVBD6EXAMPLE",
-                        "eventType": "origin-response",
-                        "requestId": "4TyzHTaYWb1GX1qTfsHhEqV6HUDd_BzoBZnwfnvQc_1oF26ClkoUSEQ==",
-                    },
-                    "request": {
-                        "clientIp": "203.0.113.178",
-                        "headers": {
-                            "host": [{"key": "Host", "value": "d111111abcdef8.cloudfront.net"}]
-                        },
-                        "method": "GET",
-                        "querystring": querystring,
-                        "uri": uri,
-                    },
-                    "response": {
-                        "headers": {"server": [{"key": "Server", "value": "AmazonS3"}]},
-                        "status": status,
-                        "statusDescription": "Forbidden" if status == "403" else "Not Found",
-                    },
-                }
-            }
-        ]
-    }
-
-
-@pytest.fixture
-def s3(moto_url):
-    return boto3.client("s3", endpoint_url=moto_url)
 
 
 def decoded(result: dict) -> Image.Image:
@@ -59,17 +22,17 @@ def stored_keys(s3, bucket) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def test_passes_through_hits_and_other_paths(edge):
-    hit = origin_response("/variants/images/a.jpg/800x0.webp", status="200")
+def test_passes_through_hits_and_other_paths(edge, miss):
+    hit = miss("/variants/images/a.jpg/800x0.webp", status="200")
     assert edge.handler(hit) is hit["Records"][0]["cf"]["response"]
-    other = origin_response("/images/a.jpg", status="404")
+    other = miss("/images/a.jpg", status="404")
     assert edge.handler(other) is other["Records"][0]["cf"]["response"]
 
 
 @pytest.mark.parametrize("status", ["403", "404"])
-def test_miss_generates_stores_and_returns(edge, s3, bucket, kms_key, status):
+def test_miss_generates_stores_and_returns(edge, s3, bucket, kms_key, status, miss):
     s3.put_object(Bucket=bucket, Key="images/2026/a.jpg", Body=images.jpeg((2000, 1000)))
-    result = edge.handler(origin_response("/variants/images/2026/a.jpg/800x0.webp", status))
+    result = edge.handler(miss("/variants/images/2026/a.jpg/800x0.webp", status))
     image = decoded(result)
     assert (image.format, image.size) == ("WEBP", (800, 400))
     assert result["headers"]["content-type"][0]["value"] == "image/webp"
@@ -84,16 +47,16 @@ def test_miss_generates_stores_and_returns(edge, s3, bucket, kms_key, status):
 @pytest.mark.parametrize(
     ("fmt", "pil_format"), [("avif", "AVIF"), ("jpeg", "JPEG"), ("png", "PNG")]
 )
-def test_every_format(edge, s3, bucket, fmt, pil_format):
+def test_every_format(edge, s3, bucket, fmt, pil_format, miss):
     s3.put_object(Bucket=bucket, Key="images/f.jpg", Body=images.jpeg((1000, 1000)))
-    image = decoded(edge.handler(origin_response(f"/variants/images/f.jpg/320x0.{fmt}")))
+    image = decoded(edge.handler(miss(f"/variants/images/f.jpg/320x0.{fmt}")))
     assert image.format == pil_format
     assert image.size == (320, 320)
 
 
-def test_never_upscales(edge, s3, bucket):
+def test_never_upscales(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/small.jpg", Body=images.jpeg((300, 150)))
-    image = decoded(edge.handler(origin_response("/variants/images/small.jpg/1280x0.jpeg")))
+    image = decoded(edge.handler(miss("/variants/images/small.jpg/1280x0.jpeg")))
     assert image.size == (300, 150)
 
 
@@ -107,9 +70,9 @@ def test_never_upscales(edge, s3, bucket):
         ("/variants/images/missing.jpg/800x0.webp", 404, "no original"),
     ],
 )
-def test_bad_requests_write_nothing(edge, s3, bucket, uri, status, detail):
+def test_bad_requests_write_nothing(edge, s3, bucket, uri, status, detail, miss):
     s3.put_object(Bucket=bucket, Key="images/a.jpg", Body=images.jpeg())
-    result = edge.handler(origin_response(uri))
+    result = edge.handler(miss(uri))
     assert result["status"] == str(status)
     assert detail in result["body"]
     assert stored_keys(s3, bucket) == ["images/a.jpg"]
@@ -124,18 +87,16 @@ def test_bad_requests_write_nothing(edge, s3, bucket, uri, status, detail):
     ],
     ids=["non-image", "truncated-jpeg", "decompression-bomb"],
 )
-def test_unusable_originals(edge, s3, bucket, body, status):
+def test_unusable_originals(edge, s3, bucket, body, status, miss):
     s3.put_object(Bucket=bucket, Key="images/bad", Body=body)
-    result = edge.handler(origin_response("/variants/images/bad/640x0.webp"))
+    result = edge.handler(miss("/variants/images/bad/640x0.webp"))
     assert result["status"] == str(status), result
     assert stored_keys(s3, bucket) == ["images/bad"]
 
 
-def test_exif_orientation_is_honoured(edge, s3, bucket):
+def test_exif_orientation_is_honoured(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/rot.jpg", Body=images.exif_rotated_jpeg((1200, 800)))
-    image = decoded(edge.handler(origin_response("/variants/images/rot.jpg/320x0.png"))).convert(
-        "RGB"
-    )
+    image = decoded(edge.handler(miss("/variants/images/rot.jpg/320x0.png"))).convert("RGB")
     assert image.size == (320, 480)  # portrait after rotation
     top, bottom = image.getpixel((160, 20)), image.getpixel((160, 460))
     assert top[0] > 200
@@ -144,51 +105,49 @@ def test_exif_orientation_is_honoured(edge, s3, bucket):
     assert bottom[0] < 60
 
 
-def test_cmyk_and_16_bit_and_alpha(edge, s3, bucket):
+def test_cmyk_and_16_bit_and_alpha(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/cmyk.jpg", Body=images.cmyk_jpeg())
     s3.put_object(Bucket=bucket, Key="images/deep.png", Body=images.png16())
     s3.put_object(Bucket=bucket, Key="images/alpha.png", Body=images.alpha_png())
-    cmyk = decoded(edge.handler(origin_response("/variants/images/cmyk.jpg/640x0.jpeg")))
+    cmyk = decoded(edge.handler(miss("/variants/images/cmyk.jpg/640x0.jpeg")))
     assert cmyk.mode == "RGB"
-    deep = decoded(edge.handler(origin_response("/variants/images/deep.png/640x0.png")))
+    deep = decoded(edge.handler(miss("/variants/images/deep.png/640x0.png")))
     assert deep.mode in ("L", "RGB")
     assert deep.getpixel((10, 10)) not in (0, 255)  # scaled to 8 bits, not clipped
-    flat = decoded(edge.handler(origin_response("/variants/images/alpha.png/640x0.jpeg")))
+    flat = decoded(edge.handler(miss("/variants/images/alpha.png/640x0.jpeg")))
     assert flat.mode == "RGB"
     assert flat.getpixel((600, 200)) == pytest.approx((255, 255, 255), abs=3)  # flattened on white
-    kept = decoded(edge.handler(origin_response("/variants/images/alpha.png/640x0.webp")))
+    kept = decoded(edge.handler(miss("/variants/images/alpha.png/640x0.webp")))
     assert kept.mode == "RGBA"
 
 
-def test_animated_gif(edge, s3, bucket):
+def test_animated_gif(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/anim.gif", Body=images.animated_gif(frames=4))
-    animated = decoded(edge.handler(origin_response("/variants/images/anim.gif/320x0.webp")))
+    animated = decoded(edge.handler(miss("/variants/images/anim.gif/320x0.webp")))
     assert animated.is_animated
     assert animated.n_frames == 4
     assert animated.size == (320, 229)
-    still = decoded(edge.handler(origin_response("/variants/images/anim.gif/320x0.jpeg")))
+    still = decoded(edge.handler(miss("/variants/images/anim.gif/320x0.jpeg")))
     assert getattr(still, "n_frames", 1) == 1
 
 
-def test_oversized_result_is_stored_and_redirected(edge, s3, bucket):
+def test_oversized_result_is_stored_and_redirected(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/noise.png", Body=images.noisy_png((1280, 1280)))
-    result = edge.handler(
-        origin_response("/variants/images/noise.png/1280x0.png", querystring="v=2")
-    )
+    result = edge.handler(miss("/variants/images/noise.png/1280x0.png", querystring="v=2"))
     assert result["status"] == "307"
     assert result["headers"]["location"][0]["value"] == "/variants/images/noise.png/1280x0.png?v=2"
     assert result["headers"]["cache-control"][0]["value"] == "no-store"
     assert "variants/images/noise.png/1280x0.png" in stored_keys(s3, bucket)
 
 
-def test_internal_errors_do_not_leak(edge, s3, bucket, monkeypatch):
+def test_internal_errors_do_not_leak(edge, s3, bucket, monkeypatch, miss):
     s3.put_object(Bucket=bucket, Key="images/a.jpg", Body=images.jpeg())
 
     def broken(*args, **kwargs):
         raise RuntimeError("secret internals at /opt/python/thing.py line 42")
 
     monkeypatch.setattr(edge, "render", broken)
-    result = edge.handler(origin_response("/variants/images/a.jpg/800x0.webp"))
+    result = edge.handler(miss("/variants/images/a.jpg/800x0.webp"))
     assert result["status"] == "502"
     assert "secret" not in result["body"]
     assert "Traceback" not in result["body"]
