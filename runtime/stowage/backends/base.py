@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from stowage.errors import TooLarge
+from stowage.errors import InvalidKey, StowageError, TooLarge
+from stowage.keys import validate_key
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -46,8 +48,51 @@ class ObjectAttributes:
     kms_key_id: str | None = None
 
 
+@dataclass(frozen=True)
+class Unlisted:
+    """A name found in a location that cannot be a key (reported by migrations, never
+    skipped silently)."""
+
+    name: str
+    reason: str
+    size: int = 0
+    nfc_key: str | None = None  # the key it would be once NFC-normalized, if that is valid
+
+
+# What ``undo_write`` did: the run's write was removed (nothing was there before), the
+# replaced object restored, or the object changed since the run and was left alone.
+REMOVED, RESTORED, CHANGED_SINCE = "removed", "restored", "changed-since"
+
+OnBytes = Callable[[int], None]
+
+
 class ChecksumMismatch(Exception):
     """The bytes read did not hash to what the source promised; nothing was kept."""
+
+
+def listed_name(name: str) -> str:
+    """A name a migration may read or delete at its source: a valid key, or one that
+    becomes valid once NFC-normalized (``--normalize-names nfc``)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidKey("name is not valid UTF-8") from None
+    validate_key(unicodedata.normalize("NFC", name))
+    return name
+
+
+def classify(name: str, size: int) -> Unlisted | None:
+    """``None`` if ``name`` is a valid key, else why not (and its NFC key, if that helps)."""
+    try:
+        validate_key(name)
+        return None
+    except InvalidKey as exc:
+        reason = exc.detail
+    try:
+        nfc = validate_key(unicodedata.normalize("NFC", listed_name(name)))
+    except InvalidKey:
+        nfc = None
+    return Unlisted(name, reason, size, nfc)
 
 
 class Backend(ABC):
@@ -130,6 +175,106 @@ class Backend(ABC):
         request)."""
         return self.head(key), self.open_range(key)
 
+    # -- capabilities a migration uses; defaults fit a backend with no special powers ---
+
+    checksum_part_size: int | None = None
+    """Part size of the backend's own stored checksum (S3's composite), if it keeps one."""
+
+    def check_location(self, *, as_destination: bool = False) -> None:
+        """Raise :class:`~stowage.errors.NotFound` (or ``Forbidden``) if the location itself
+        (bucket, directory) is missing or unreachable (a destination directory is created
+        by its first write)."""
+        return None
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo | Unlisted]:
+        """Like :meth:`list`, but names that cannot be keys are yielded as :class:`Unlisted`
+        instead of being left out."""
+        for info in self.list(prefix):
+            yield classify(info.key, info.size) or info
+
+    def cannot_hold(self, keys: list[str]) -> dict[str, str]:
+        """Keys this backend could not store next to the others, with the reason."""
+        return {}
+
+    def open_listed(self, name: str) -> tuple[ObjectInfo, Iterator[bytes]]:
+        """:meth:`open_object` by a name from :meth:`scan` (see :func:`listed_name`)."""
+        return self.open_object(listed_name(name))
+
+    def head_listed(self, name: str) -> ObjectInfo:
+        return self.head(listed_name(name))
+
+    def local_path(self, name: str) -> Path | None:
+        """The file holding ``name`` if the backend is a disk a reader can open directly."""
+        return None
+
+    def write_file(
+        self,
+        key: str,
+        path: Path,
+        *,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
+        stored_checksum: str | None = None,
+        on_bytes: OnBytes | None = None,
+    ) -> ObjectInfo:
+        """Store a copy of the file at ``path`` (which stays), already hashed to ``sha256``;
+        ``on_bytes`` is told of every byte as it is transferred (it may block: a throttle)."""
+        with open(path, "rb") as handle:
+            return self.put_stream(
+                key,
+                _Counting(handle, on_bytes),
+                content_type=content_type,
+                sha256=sha256,
+                attributes=attributes,
+            )
+
+    def verified_sha256(self, key: str, written: ObjectInfo) -> str:
+        """The SHA-256 of what a write stored, established end to end: read back here; a
+        backend that checked our checksum while storing overrides this."""
+        return self.sha256(key)
+
+    def keep_previous(self, key: str, backup_dir: Path) -> str | None:
+        """Before ``key`` is overwritten: keep what it holds so a rollback can restore it.
+        Returns where a copy was kept (``None`` if the backend keeps versions itself)."""
+        raise StowageError(f"the {self.name} backend cannot keep {key} for a rollback")
+
+    def undo_write(
+        self,
+        key: str,
+        *,
+        version_id: str | None,
+        sha256: str,
+        previous: str | None,
+    ) -> str:
+        """Undo one write of ``sha256`` (its ``version_id`` if versioned) and bring back what
+        it replaced (``previous`` from :meth:`keep_previous`). An object changed since the
+        write is left alone. Returns :data:`REMOVED`, :data:`RESTORED` or
+        :data:`CHANGED_SINCE`."""
+        try:
+            current = self.sha256(key)
+        except FileNotFoundError:
+            return CHANGED_SINCE
+        if current != sha256:
+            return CHANGED_SINCE
+        self.delete(key)
+        return REMOVED
+
+    def remove_source(self, name: str) -> str | None:
+        """Delete a migrated source object; returns what :meth:`undelete` needs, if any."""
+        self.delete(listed_name(name))
+        return None
+
+    def undelete(self, name: str, token: str | None) -> bool:
+        """Bring back a source object removed by :meth:`remove_source` by the backend's own
+        means; ``False`` if it cannot (then it is written back from the verified copy)."""
+        return False
+
+    def discard_debris(self, *, pids: list[int], keys: set[str], since: datetime) -> list[str]:
+        """Remove what dead writers of a migration left behind (spool files of ``pids``,
+        multipart uploads to ``keys`` started since ``since``); returns what went."""
+        return []
+
     def exists(self, key: str) -> bool:
         try:
             self.head(key)
@@ -147,6 +292,17 @@ class Backend(ABC):
         for chunk in self.open_range(key):
             digest.update(chunk)
         return digest.hexdigest()
+
+
+class _Counting:
+    def __init__(self, stream: BinaryIO, on_bytes: OnBytes | None) -> None:
+        self._stream, self._on_bytes = stream, on_bytes
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        if data and self._on_bytes:
+            self._on_bytes(len(data))
+        return data
 
 
 class ChunkReader:

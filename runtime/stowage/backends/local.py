@@ -24,6 +24,7 @@ from stowage.backends.base import (
     ObjectAttributes,
     ObjectInfo,
 )
+from stowage.backends.local_migration import LocalMigration, fsync_dir
 from stowage.errors import Conflict, DiskFull, InvalidKey, TooLarge
 from stowage.keys import RESERVED_SEGMENTS, validate_key, validate_prefix
 
@@ -35,24 +36,17 @@ XATTR_CACHE = "user.stowage.cache_control"
 XATTR_META = "user.stowage.metadata"
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def disk_full(exc: OSError) -> bool:
     return exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
-class LocalBackend(Backend):
+class LocalBackend(LocalMigration, Backend):
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, create: bool = True) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
         self.spool_dir = self.root / SPOOL_DIR
 
     # -- paths -------------------------------------------------------------------------
@@ -113,7 +107,7 @@ class LocalBackend(Backend):
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         except OSError as exc:
             path.unlink(missing_ok=True)
             if disk_full(exc):
@@ -151,8 +145,8 @@ class LocalBackend(Backend):
         except FileExistsError:
             raise Conflict(f"{destination} already exists") from None
         src.unlink()
-        _fsync_dir(dst.parent)
-        _fsync_dir(src.parent)
+        fsync_dir(dst.parent)
+        fsync_dir(src.parent)
         return self.head(destination)
 
     def delete(self, key: str) -> None:
@@ -260,8 +254,11 @@ class LocalBackend(Backend):
             except (FileNotFoundError, InvalidKey):
                 continue
 
-    def _walk(self, directory: Path, base: str, prefix: str) -> Iterator[str]:
-        """Keys under ``directory`` in key order: a directory sorts as its name plus '/'."""
+    def _walk(
+        self, directory: Path, base: str, prefix: str, others: list[str] | None = None
+    ) -> Iterator[str]:
+        """Keys under ``directory`` in key order: a directory sorts as its name plus '/'.
+        Names that are neither directories nor regular files go to ``others``."""
         try:
             entries = list(os.scandir(directory))
         except FileNotFoundError:
@@ -276,9 +273,11 @@ class LocalBackend(Backend):
             if not (key.startswith(prefix) or prefix.startswith(key)):
                 continue
             if name.endswith("/"):
-                yield from self._walk(Path(entry.path), key, prefix)
+                yield from self._walk(Path(entry.path), key, prefix, others)
             elif entry.is_file(follow_symlinks=False) and key.startswith(prefix):
                 yield key
+            elif others is not None and key.startswith(prefix):
+                others.append(key)
 
     # -- maintenance -------------------------------------------------------------------
 

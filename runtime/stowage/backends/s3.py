@@ -18,6 +18,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from s3transfer.utils import signal_not_transferring, signal_transferring
 
 from stowage.backends.base import (
     CHUNK_SIZE,
@@ -26,7 +27,9 @@ from stowage.backends.base import (
     HashingReader,
     ObjectAttributes,
     ObjectInfo,
+    OnBytes,
 )
+from stowage.backends.s3_migration import S3Migration, Throttled
 from stowage.errors import BackendError, BadRequest, Conflict
 from stowage.keys import validate_key, validate_prefix
 
@@ -38,7 +41,7 @@ def _missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in _MISSING
 
 
-class S3Backend(Backend):
+class S3Backend(S3Migration, Backend):
     name = "s3"
 
     def __init__(
@@ -66,6 +69,15 @@ class S3Backend(Backend):
                 signature_version="s3v4",
                 request_checksum_calculation="when_required",
             ),
+        )
+        # The hooks s3transfer installs on first use, installed now (same ids, so once): a
+        # throttled PUT body must not count the reads that only sign the payload.
+        events = self.client.meta.events
+        events.register_first(
+            "request-created.s3", signal_not_transferring, unique_id="s3upload-not-transferring"
+        )
+        events.register_last(
+            "request-created.s3", signal_transferring, unique_id="s3upload-transferring"
         )
         self.transfer = TransferConfig(
             multipart_threshold=MULTIPART_THRESHOLD,
@@ -126,13 +138,16 @@ class S3Backend(Backend):
         content_type: str | None,
         attributes: ObjectAttributes | None = None,
         s3_checksum: str | None = None,
+        on_bytes: OnBytes | None = None,
     ) -> ObjectInfo:
         """Upload a file that stays where it is (seekable: parts are read from disk, not
         buffered). With ``s3_checksum`` (see ``HashingReader.s3_checksum``) S3's checksum of
-        what it stored must match, or the write is removed."""
+        what it stored must match, or the write is removed. ``on_bytes`` hears of every byte
+        as it goes on the wire (s3transfer's callback: not while checksums are computed, and
+        negative when a retry rewinds)."""
         size = path.stat().st_size
         if size < self.transfer.multipart_threshold:
-            return self._put_small(key, path, size, sha256, content_type, attributes)
+            return self._put_small(key, path, size, sha256, content_type, attributes, on_bytes)
         try:
             self.client.upload_file(
                 str(path),
@@ -143,6 +158,7 @@ class S3Backend(Backend):
                     "ChecksumAlgorithm": "SHA256",
                 },
                 Config=self.transfer,
+                Callback=on_bytes,
             )
         except ClientError as exc:
             raise BackendError(f"S3 upload of {key} failed: {exc}") from None
@@ -204,12 +220,16 @@ class S3Backend(Backend):
         self._check_stored(key, info, reader)
         return info
 
-    def _put_small(self, key, path, size, sha256, content_type, attributes) -> ObjectInfo:
+    def _put_small(
+        self, key, path, size, sha256, content_type, attributes, on_bytes=None
+    ) -> ObjectInfo:
         """One PUT carrying our SHA-256 as the request checksum: S3 refuses the body unless
         the bytes it received hash to exactly that, so no HEAD is needed afterwards."""
         checksum = base64.b64encode(bytes.fromhex(sha256)).decode()
         try:
-            with open(path, "rb") as body:
+            with open(path, "rb") as handle:
+                # The body is read once, on the wire: the checksum is already in the header.
+                body = Throttled(handle, on_bytes) if on_bytes else handle
                 response = self.client.put_object(
                     Bucket=self.bucket,
                     Key=self._k(key),
@@ -260,22 +280,6 @@ class S3Backend(Backend):
         if version_id and version_id != "null":
             args["VersionId"] = version_id
         self.client.delete_object(**args)
-
-    def delete_version(self, key: str, version_id: str) -> None:
-        """Remove one version (or delete marker) for good: undoes exactly one write."""
-        self.client.delete_object(Bucket=self.bucket, Key=self._k(key), VersionId=version_id)
-
-    def versioned(self) -> bool:
-        status = self.client.get_bucket_versioning(Bucket=self.bucket).get("Status")
-        return status == "Enabled"
-
-    def latest_delete_marker(self, key: str) -> str | None:
-        """The version id of the delete marker that hides ``key``, if one does."""
-        response = self.client.list_object_versions(Bucket=self.bucket, Prefix=self._k(key))
-        for marker in response.get("DeleteMarkers", []):
-            if marker["Key"] == self._k(key) and marker["IsLatest"]:
-                return marker["VersionId"]
-        return None
 
     def move(self, source: str, destination: str) -> ObjectInfo:
         src, dst = self._k(source), self._k(destination)

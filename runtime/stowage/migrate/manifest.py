@@ -7,7 +7,10 @@ what the run changed.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import sqlite3
 import threading
 from dataclasses import asdict, dataclass, fields
@@ -19,6 +22,8 @@ from stowage.errors import NotFound
 
 # Actions
 COPY, SKIP, OVERWRITE, CONFLICT = "copy", "skip-identical", "overwrite", "conflict"
+INVALID = "invalid-name"  # a source name that cannot be a key: reported, never copied
+LEFT_BEHIND = (CONFLICT, INVALID)
 # States
 PLANNED, VERIFIED, FAILED, SKIPPED, ROLLED_BACK = (
     "planned",
@@ -31,10 +36,11 @@ PLANNED, VERIFIED, FAILED, SKIPPED, ROLLED_BACK = (
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (
     id TEXT PRIMARY KEY, source TEXT NOT NULL, destination TEXT NOT NULL, options TEXT NOT NULL,
-    status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL
+    status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL,
+    pids TEXT NOT NULL DEFAULT '[]', host TEXT
 );
 CREATE TABLE IF NOT EXISTS objects (
-    key TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
     action TEXT NOT NULL,
     reason TEXT,
     size INTEGER NOT NULL,
@@ -50,7 +56,11 @@ CREATE TABLE IF NOT EXISTS objects (
     catalog_prev_backend TEXT,
     source_deleted INTEGER NOT NULL DEFAULT 0,
     source_marker TEXT,
-    updated TEXT NOT NULL
+    src_name TEXT NOT NULL DEFAULT '',
+    written_sha256 TEXT,
+    undone TEXT,
+    updated TEXT NOT NULL,
+    PRIMARY KEY (key, src_name)
 );
 CREATE INDEX IF NOT EXISTS objects_state ON objects (state);
 """
@@ -74,6 +84,14 @@ class Entry:
     catalog_prev_backend: str | None = None
     source_deleted: int = 0
     source_marker: str | None = None
+    src_name: str | None = None  # the source's own name when it differs (--normalize-names)
+    written_sha256: str | None = None  # recorded the moment the destination write returns
+    undone: str | None = None  # what rollback did: removed | restored | changed-since
+
+    @property
+    def name(self) -> str:
+        """The name to read (and delete) at the source."""
+        return self.src_name or self.key
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
@@ -88,6 +106,12 @@ class Run:
     status: str
     created: str
     updated: str
+    pids: list[int]
+    host: str | None
+
+
+def _stored(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    return {k: ("" if k == "src_name" and v is None else v) for k, v in items}
 
 
 def _now() -> str:
@@ -114,8 +138,11 @@ class Manifest:
     def create_run(self, source: str, destination: str, options: dict[str, Any]) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT INTO run VALUES (?,?,?,?,?,?,?)",
-                (self.run_id, source, destination, json.dumps(options), "planned", _now(), _now()),
+                "INSERT INTO run VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    *(self.run_id, source, destination, json.dumps(options), "planned"),
+                    *(_now(), _now(), "[]", socket.gethostname()),
+                ),
             )
 
     def run(self) -> Run:
@@ -123,7 +150,50 @@ class Manifest:
             row = self._db.execute("SELECT * FROM run").fetchone()
         if row is None:
             raise NotFound(f"{self.path} holds no run")
-        return Run(**{**dict(row), "options": json.loads(row["options"])})
+        run = Run(**{**dict(row), "options": json.loads(row["options"])})
+        run.pids = json.loads(row["pids"])
+        if run.status == "running" and not self.is_running():
+            run.status = "interrupted"  # its process died without saying so (SIGKILL, crash)
+        return run
+
+    # -- liveness: the running process holds an flock on RUN_ID.lock ---------------------
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_suffix(".lock")
+
+    def acquire(self) -> None:
+        """Mark this process as the run's writer; refuses if a live process already is."""
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the process's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise RunBusy(f"run {self.run_id} is still running in another process") from None
+        self._held = handle
+        with self._lock:
+            pids = json.loads(self._db.execute("SELECT pids FROM run").fetchone()[0])
+            self._db.execute("UPDATE run SET pids = ?", (json.dumps([*pids, os.getpid()]),))
+
+    def release(self) -> None:
+        held = getattr(self, "_held", None)
+        if held is not None:
+            held.close()
+            self._held = None
+
+    def is_running(self) -> bool:
+        if getattr(self, "_held", None) is not None:
+            return True
+        try:
+            handle = open(self.lock_path, "rb")  # noqa: SIM115 - closed below
+        except FileNotFoundError:
+            return False
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+        return False
 
     def set_status(self, status: str) -> None:
         with self._lock:
@@ -136,7 +206,7 @@ class Manifest:
             self._db.executemany(
                 f"INSERT OR REPLACE INTO objects ({','.join(_COLUMNS)}, updated)"
                 f" VALUES ({placeholders})",
-                [(*asdict(e).values(), _now()) for e in entries],
+                [(*asdict(e, dict_factory=_stored).values(), _now()) for e in entries],
             )
             self._db.execute("COMMIT")
 
@@ -150,8 +220,8 @@ class Manifest:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
             params = states
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY key", params).fetchall()
-        return [Entry(**dict(row)) for row in rows]
+            rows = self._db.execute(sql + " ORDER BY key, src_name", params).fetchall()
+        return [Entry(**{**dict(row), "src_name": row["src_name"] or None}) for row in rows]
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -162,5 +232,10 @@ class Manifest:
         return {f"{r[0]}/{r[1]}": {"objects": r[2], "bytes": r[3]} for r in rows}
 
     def close(self) -> None:
+        self.release()
         with self._lock:
             self._db.close()
+
+
+class RunBusy(Exception):
+    """Another live process is working on this run."""

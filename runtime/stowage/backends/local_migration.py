@@ -1,0 +1,127 @@
+"""What a migration needs from the local backend beyond the storage contract: every name
+on disk accounted for (names that cannot be keys reported, not skipped), exact undo by the
+SHA-256 written, and cleaning up the spool files of a dead run."""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+from collections.abc import Iterator
+from pathlib import Path
+
+from stowage.backends.base import (
+    CHANGED_SINCE,
+    REMOVED,
+    RESTORED,
+    ObjectInfo,
+    Unlisted,
+    classify,
+    listed_name,
+)
+from stowage.errors import InvalidKey, NotFound
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalMigration:
+    """Mixed into :class:`~stowage.backends.local.LocalBackend` (which provides ``root``,
+    ``path_for``, ``_walk``, ``_info``, ``_chunks``, ``_prune`` and the storage methods)."""
+
+    def _listed_path(self, name: str) -> Path:
+        """The file of a scanned name that is a key once NFC-normalized (see ``listed_name``)."""
+        self.path_for(unicodedata.normalize("NFC", listed_name(name)))
+        path = self.root / name
+        if not path.parent.resolve().is_relative_to(self.root):
+            raise InvalidKey("key resolves outside the storage root")
+        return path
+
+    def check_location(self, *, as_destination: bool = False) -> None:
+        if not self.root.is_dir() and not (as_destination and not self.root.exists()):
+            raise NotFound(f"{self.root}: no such directory")
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo | Unlisted]:
+        others: list[str] = []
+        for name in self._walk(self.root, "", prefix, others):
+            path = self.root / name
+            try:
+                size = path.lstat().st_size
+            except FileNotFoundError:
+                continue
+            unlisted = classify(name, size)
+            if unlisted is None:
+                yield self._info(name, path)
+            else:
+                yield unlisted
+        for name in others:
+            yield Unlisted(name, "not a regular file (symlink, socket or device)")
+
+    def cannot_hold(self, keys: list[str]) -> dict[str, str]:
+        """A file cannot also be a directory: ``a`` next to ``a/b``."""
+        directories = {key[:i] for key in keys for i, c in enumerate(key) if c == "/"}
+        return {
+            key: f"{key}/ is also a directory of other keys" for key in keys if key in directories
+        }
+
+    def open_listed(self, name: str) -> tuple[ObjectInfo, Iterator[bytes]]:
+        path = self._listed_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return self._info(name, path), self._chunks(open(path, "rb"), 0, None)
+
+    def head_listed(self, name: str) -> ObjectInfo:
+        path = self._listed_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return self._info(name, path)
+
+    def local_path(self, name: str) -> Path:
+        return self._listed_path(name)
+
+    def keep_previous(self, key: str, backup_dir: Path) -> str | None:
+        """A hard link to the file about to be replaced (no copy, same bytes and xattrs)."""
+        old = self.path_for(key)
+        if not old.is_file():
+            return None
+        backup = backup_dir / key
+        backup.parent.mkdir(parents=True, exist_ok=True)
+        backup.unlink(missing_ok=True)
+        os.link(old, backup)
+        return str(backup)
+
+    def undo_write(
+        self, key: str, *, version_id: str | None, sha256: str, previous: str | None
+    ) -> str:
+        path = self.path_for(key)
+        try:
+            current = self.sha256(key)
+        except FileNotFoundError:
+            return CHANGED_SINCE
+        if current != sha256:
+            return CHANGED_SINCE
+        if previous and Path(previous).is_file():
+            os.replace(previous, path)
+            fsync_dir(path.parent)
+            return RESTORED
+        self.delete(key)
+        return REMOVED
+
+    def remove_source(self, name: str) -> str | None:
+        path = self._listed_path(name)
+        path.unlink()
+        self._prune(path.parent)
+        return None
+
+    def discard_debris(self, *, pids: list[int], keys: set[str], since) -> list[str]:
+        """Spool files are named ``{pid}-...part``: remove those of the dead run's pids."""
+        gone = []
+        for spool in self.spool_files():
+            if spool.name.split("-", 1)[0] in {str(p) for p in pids}:
+                spool.unlink(missing_ok=True)
+                gone.append(str(spool))
+        return gone
