@@ -40,7 +40,7 @@ $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-$(CHECKOV_STAMP): constraints-checkov.txt $(PY_STAMP)
+$(CHECKOV_STAMP): constraints-checkov.txt | $(PY_STAMP)
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
 	  -r constraints-checkov.txt

@@ -82,7 +82,7 @@ function pickFormat(request, allowed) {
 function handler(event) {
     var request = event.request;
     if (request.uri.indexOf('/variants/') === 0) {
-        return NON_CANONICAL.test(request.uri) ? badRequest('non-canonical URL encoding') : request;
+        return validKey(request.uri.substring(10)) ? request : badRequest('invalid variant path');
     }
     if (request.uri.indexOf('/img/') !== 0) {
         return request;

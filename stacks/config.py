@@ -23,73 +23,12 @@ from pydantic import (
     model_validator,
 )
 
+from stacks.regions import AWS_REGIONS, LIGHTSAIL_REGIONS
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
 SSH_USERS = {"debian_12": "admin", "ubuntu_24_04": "ubuntu"}
 DATA_DISK_DEVICE = "/dev/xvdf"
-
-# Commercial AWS regions. A typo in a region would otherwise only surface at deploy time,
-# as a stack that silently targets nothing; add new regions here as AWS opens them.
-AWS_REGIONS = frozenset(
-    {
-        "af-south-1",
-        "ap-east-1",
-        "ap-east-2",
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-northeast-3",
-        "ap-south-1",
-        "ap-south-2",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ap-southeast-4",
-        "ap-southeast-5",
-        "ap-southeast-6",
-        "ap-southeast-7",
-        "ca-central-1",
-        "ca-west-1",
-        "eu-central-1",
-        "eu-central-2",
-        "eu-north-1",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "il-central-1",
-        "me-central-1",
-        "me-south-1",
-        "mx-central-1",
-        "sa-east-1",
-        "us-east-1",
-        "us-east-2",
-        "us-west-1",
-        "us-west-2",
-    }
-)
-
-# Regions where Amazon Lightsail runs instances.
-LIGHTSAIL_REGIONS = frozenset(
-    {
-        "ap-northeast-1",
-        "ap-northeast-2",
-        "ap-south-1",
-        "ap-southeast-1",
-        "ap-southeast-2",
-        "ap-southeast-3",
-        "ca-central-1",
-        "eu-central-1",
-        "eu-north-1",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "us-east-1",
-        "us-east-2",
-        "us-west-2",
-    }
-)
-
 
 # CloudFront's default quota of cache behaviours per distribution.
 CLOUDFRONT_MAX_BEHAVIOURS = 25

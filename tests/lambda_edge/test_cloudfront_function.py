@@ -195,11 +195,15 @@ def test_full_size_copy_of_a_private_image_needs_a_signature(private_cdn, run_de
         "/img/image%73/secret.jpg",
         "/variants/%69mages/secret.jpg/1920x0.jpeg",
         "/variants/images%2dx/secret.jpg/1920x0.jpeg",
+        "/variants/videos/../images/secret.jpg/1920x0.jpeg",
+        "/variants/videos/%2e%2e/images/secret.jpg/1920x0.jpeg",
+        "/variants/videos//images/secret.jpg/1920x0.jpeg",
     ],
 )
 def test_encoded_prefixes_cannot_slip_past_the_signed_behaviours(private_cdn, run_deployed, uri):
     """S3 and the resizer decode %69 to i: a path that spells a private prefix in
-    percent-encoding would match only the unsigned generic behaviour. It is refused."""
+    percent-encoding (or climbs into it with dot segments) would match only the unsigned
+    generic behaviour. It is refused."""
     config = distribution(private_cdn)
     assert "TrustedKeyGroups" not in first_matching_behaviour(config, uri)
     (result,) = run_deployed(viewer_request(uri, {"w": "1920"}))
