@@ -452,3 +452,23 @@ def test_logs_are_json_without_secrets(api, tmp_path):
     assert TOKEN not in log
     assert "md5=" not in log
     assert os.environ.get("STOWAGE_SIGNING_SECRET", "absent") not in log
+
+
+def test_method_not_allowed_names_every_method_of_the_path(api):
+    response = api.client.request("PATCH", "/api/upload/abc", headers=api.auth)
+    assert response.status_code == 405
+    assert response.json()["error"] == "method_not_allowed"
+    assert set(response.headers["allow"].split(", ")) == {"GET", "DELETE"}
+
+
+def test_json_bodies_are_taken_as_documented(api):
+    for body in (
+        {"kind": "video", "size": 10, "is_temp": 0},
+        {"kind": "video", "size": "10"},
+        {"kind": "video", "size": 10.0},
+    ):
+        response = api.client.post("/api/upload/multipart", json=body, headers=api.auth)
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["error"] == "bad_request"
+    text = api.client.post("/api/upload/transcript-text", json={"content": 5}, headers=api.auth)
+    assert text.status_code == 400

@@ -36,6 +36,8 @@ _HTTP_CODES = {
 }
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
 _ERRORS = {
     400: "Bad input (key, parameters, body)",
     401: "No bearer token",
@@ -53,13 +55,15 @@ def error(status: int, code: str, detail: str, headers: dict | None = None) -> J
 
 
 def allowed_methods(request: Request) -> list[str]:
-    """Every method any route serves at this path (Starlette names only the first route's)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "GET"})
-        if match is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
-    return sorted(methods)
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 def create_app(service: Stowage | None = None, settings: Settings | None = None) -> FastAPI:
