@@ -141,7 +141,7 @@ def s3_calls():
         def record(model, params, **_):
             calls.append((model.name, params.get("Bucket", ""), params.get("Key", "")))
 
-        handler_module.s3_client(region).meta.events.register("before-call.s3.*", record)
+        handler_module.s3_client(region).meta.events.register("before-parameter-build.s3.*", record)
         return calls
 
     return watch

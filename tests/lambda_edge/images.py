@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 
 from PIL import Image
 
@@ -71,3 +72,27 @@ def noisy_png(size=(1280, 1280)) -> bytes:
     out = io.BytesIO()
     Image.frombytes("RGB", size, os.urandom(size[0] * size[1] * 3)).save(out, "PNG")
     return out.getvalue()
+
+
+def flat_animation(fmt: str, size: tuple[int, int], frames: int) -> bytes:
+    """``frames`` flat frames, each a different colour from the one before (so no encoder
+    merges them): cheap to make and to store, as costly as any to decode per pixel."""
+    images = [
+        Image.new("RGB", size, ((index * 37) % 256, (index * 91) % 256, 200 - index % 2 * 100))
+        for index in range(frames)
+    ]
+    out = io.BytesIO()
+    images[0].save(out, fmt, save_all=True, append_images=images[1:], duration=50, loop=0)
+    return out.getvalue()
+
+
+def gif_of_tiny_frames(count: int, *, screen=(1, 1), last_frame_at=(0, 0)) -> bytes:
+    """A GIF of ``count`` 1x1 frames written block by block (16 bytes a frame); the last one
+    may sit at an offset past the logical screen, which decoders grow the canvas for."""
+    header = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0\0\0\xff\xff\xff"
+
+    def frame(left: int, top: int) -> bytes:
+        # 1x1 pixel, LZW minimum code size 2: clear code, index 0, end of information.
+        return b"\x2c" + struct.pack("<HHHHB", left, top, 1, 1, 0) + b"\x02\x02\x44\x01\x00"
+
+    return header + frame(0, 0) * (count - 1) + frame(*last_frame_at) + b"\x3b"
