@@ -270,9 +270,9 @@ class Backend(ABC):
         means; ``False`` if it cannot (then it is written back from the verified copy)."""
         return False
 
-    def discard_debris(self, *, pids: list[int], keys: set[str], since: datetime) -> list[str]:
+    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
         """Remove what dead writers of a migration left behind (spool files of ``pids``,
-        multipart uploads to ``keys`` started since ``since``); returns what went."""
+        multipart uploads to ``keys``, which the run owns); returns what went."""
         return []
 
     def exists(self, key: str) -> bool:

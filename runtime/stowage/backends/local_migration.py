@@ -117,7 +117,7 @@ class LocalMigration:
         self._prune(path.parent)
         return None
 
-    def discard_debris(self, *, pids: list[int], keys: set[str], since) -> list[str]:
+    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
         """Spool files are named ``{pid}-...part``: remove those of the dead run's pids."""
         gone = []
         for spool in self.spool_files():

@@ -5,7 +5,6 @@ cleaning up the open multipart uploads of a dead run."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -130,14 +129,16 @@ class S3Migration:
         )
         return True
 
-    def discard_debris(self, *, pids: list[int], keys: set[str], since: datetime) -> list[str]:
-        """Abort multipart uploads a dead run left open: to its keys, started since it began."""
+    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
+        """Abort the multipart uploads a dead run left open to the keys it has yet to copy.
+        (Not filtered by start time: moto reports a fixed ``Initiated``, and the run owns
+        those keys: an upload to one of them by anyone else would be overwritten anyway.)"""
         wanted = {self.prefix + key for key in keys}
         aborted = []
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for upload in page.get("Uploads", []):
-                if upload["Key"] in wanted and upload["Initiated"] >= since:
+                if upload["Key"] in wanted:
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )

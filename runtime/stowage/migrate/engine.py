@@ -17,7 +17,6 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
 from pathlib import Path
 
 from stowage.backends import Backend
@@ -100,14 +99,13 @@ class Migration:
 
     def _discard_debris(self, todo: list[Entry]) -> None:
         """What earlier, dead processes of this run left: their spool files and open
-        multipart uploads (only to this run's keys, only since it started)."""
+        multipart uploads to the keys still to copy."""
         run = self.manifest.run()
         dead = run.pids[:-1]
         if not dead:
             return
-        since = datetime.fromisoformat(run.created)
         keys = {e.key for e in todo}
-        self.debris = self.destination.discard_debris(pids=dead, keys=keys, since=since)
+        self.debris = self.destination.discard_debris(pids=dead, keys=keys)
         for item in self.debris:
             log.info("removed debris of an interrupted run", extra={"item": item})
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stowage.errors import NotFound
+from stowage.errors import BadRequest, NotFound
 
 # Actions
 COPY, SKIP, OVERWRITE, CONFLICT = "copy", "skip-identical", "overwrite", "conflict"
@@ -237,5 +237,5 @@ class Manifest:
             self._db.close()
 
 
-class RunBusy(Exception):
+class RunBusy(BadRequest):
     """Another live process is working on this run."""

@@ -1,0 +1,133 @@
+"""Issue 11 item 6: ``--bwlimit`` caps the bytes on the wire in both directions.
+
+A byte-counting TCP relay sits between ``stowage migrate`` and moto's S3 server and times
+every byte that crosses it; the steady rate (10 %..90 % of the bytes) must respect the cap.
+Before the fix, local -> S3 throttled only the local hashing pass and sent at full speed."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from stowage.migrate.transfer import RateLimit
+from tests.runtime.conftest import stowage_cli
+from tests.runtime.test_migrate import fill_local, fill_s3, migration_env
+
+MIB = 1024 * 1024
+
+
+class Relay:
+    """TCP relay on loopback that logs (time, bytes) in each direction."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        self.up: list[tuple[float, int]] = []
+        self.down: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.upstream)
+            threading.Thread(
+                target=self._pump, args=(client, upstream, self.up), daemon=True
+            ).start()
+            threading.Thread(
+                target=self._pump, args=(upstream, client, self.down), daemon=True
+            ).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, log: list) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    log.append((time.monotonic(), len(data)))
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def steady_rate(log: list[tuple[float, int]], low=0.1, high=0.9) -> tuple[int, float]:
+    """(total bytes, bytes per second between the ``low`` and ``high`` shares of them)."""
+    total = sum(n for _, n in log)
+    seen, start, end = 0, None, None
+    for moment, n in sorted(log):
+        seen += n
+        if start is None and seen >= low * total:
+            start = moment
+        if end is None and seen >= high * total:
+            end = moment
+    return total, (high - low) * total / max(end - start, 1e-6)
+
+
+@pytest.fixture
+def relay(moto_url):
+    parsed = urlparse(moto_url)
+    relay = Relay((parsed.hostname, parsed.port))
+    yield relay
+    relay.close()
+
+
+def test_the_limiter_accounts_every_byte_across_threads():
+    limit = RateLimit(MIB)
+    started = time.monotonic()
+
+    def worker():
+        for _ in range(12):
+            limit.take(64 * 1024)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - started
+    limit.take(-5 * MIB)  # s3transfer rewinding a retried part: not a transfer
+    assert limit.taken == 3 * MIB
+    assert elapsed >= 0.95 * (3 * MIB - MIB) / MIB  # one second's burst, then the rate
+    assert elapsed < 4
+
+
+def test_bwlimit_caps_local_to_s3_uploads_on_the_wire(tmp_path, bucket, relay):
+    fill_local(tmp_path / "src", {"videos/big.bin": os.urandom(24 * MIB)})
+    env = {**migration_env(tmp_path), "STOWAGE_S3_ENDPOINT_URL": relay.url}
+    stowage_cli(env, "migrate", str(tmp_path / "src"), f"s3://{bucket}", "--bwlimit", "6M")
+    total, rate = steady_rate(relay.up)
+    assert total >= 24 * MIB
+    assert rate <= 1.3 * 6 * MIB, f"{rate / MIB:.1f} MiB/s on the wire with --bwlimit 6M"
+
+
+def test_bwlimit_caps_s3_to_local_downloads_on_the_wire(tmp_path, s3_client, bucket, relay):
+    fill_s3(s3_client, bucket, "", {"videos/big.bin": os.urandom(48 * MIB)})
+    env = {**migration_env(tmp_path), "STOWAGE_S3_ENDPOINT_URL": relay.url}
+    stowage_cli(env, "migrate", f"s3://{bucket}", str(tmp_path / "dst"), "--bwlimit", "12M")
+    # The first ~20 MiB fill the kernel's TCP receive buffers at full speed (autotuned up to
+    # net.ipv4.tcp_rmem's maximum): a reader can only pace what it takes out of them.
+    total, rate = steady_rate(relay.down, 0.5, 0.95)
+    assert total >= 48 * MIB
+    assert rate <= 1.3 * 12 * MIB, f"{rate / MIB:.1f} MiB/s on the wire with --bwlimit 12M"
+
+
+@pytest.fixture
+def s3_client(aws_env, moto_url):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=moto_url)
