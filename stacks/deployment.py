@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from aws_cdk import App, Environment, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
+from stacks.alerts_stack import AlertsStack
 from stacks.cdn_stack import CdnStack
 from stacks.config import DeploymentConfig
 from stacks.lightsail_stack import LightsailStack
@@ -14,10 +15,11 @@ from stacks.storage_stack import StorageStack
 
 @dataclass(frozen=True)
 class Deployment:
-    storage: StorageStack
+    storage: StorageStack | None
     replica: ReplicaStack | None
     cdn: CdnStack | None
     lightsail: LightsailStack | None
+    alerts: AlertsStack | None = None
 
 
 def _identity(
@@ -43,6 +45,9 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
     Tags.of(app).add("stowage:app", config.app_name)
     for key, value in config.tags.items():
         Tags.of(app).add(key, value)
+
+    if config.host_only:
+        return _add_host_only(app, config)
 
     replica = None
     if config.replica is not None:
@@ -119,3 +124,25 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             credentials_secret_arn=storage.runtime_access.credentials_secret.secret_arn,
         )
     return Deployment(storage=storage, replica=replica, cdn=cdn, lightsail=host)
+
+
+def _add_host_only(app: App, config: DeploymentConfig) -> Deployment:
+    """The host, its alarm topic and its budget; no bucket, key, table or CDN (the config
+    model guarantees a Lightsail host and no CDN or replica here)."""
+    alerts = AlertsStack(
+        app,
+        "Alerts",
+        **_identity(config, "alerts", "alarm topic and cost budget of the single host"),
+        app_name=config.app_name,
+        alarm_email=str(config.alarm_email),
+        monthly_budget_usd=config.monthly_budget_usd,
+    )
+    host = LightsailStack(
+        app,
+        "Lightsail",
+        **_identity(config, "lightsail", "the single host"),
+        app_name=config.app_name,
+        host=config.lightsail,
+        credentials_secret_arn=None,
+    )
+    return Deployment(storage=None, replica=None, cdn=None, lightsail=host, alerts=alerts)

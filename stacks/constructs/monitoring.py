@@ -13,6 +13,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.constructs.keys import customer_key
+from stacks.constructs.nag import acknowledge
 
 # The S3 request-metrics filter the 5xx alarm reads (CloudWatch dimension FilterId).
 REQUEST_METRICS_FILTER = "EntireBucket"
@@ -31,27 +32,31 @@ class Monitoring(Construct):
         app_name: str,
         alarm_email: str,
         monthly_budget_usd: float,
+        encrypted_topic: bool = True,
+        budget_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         account = Stack.of(self).account
-        # CloudWatch and Budgets publish to an encrypted topic only if the key lets them;
-        # a key of its own keeps the media key's policy free of these service principals.
-        self.topic_key = customer_key(
-            self,
-            "TopicKey",
-            alias=f"alias/{app_name}/alerts",
-            description=f"Encrypts the {app_name} alarm topic.",
-        )
-        for service in _PUBLISHERS:
-            self.topic_key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Publish{service.split('.')[0].capitalize()}",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": account}},
-                )
+        self.topic_key = None
+        if encrypted_topic:
+            # CloudWatch and Budgets publish to an encrypted topic only if the key lets them;
+            # a key of its own keeps the media key's policy free of these service principals.
+            self.topic_key = customer_key(
+                self,
+                "TopicKey",
+                alias=f"alias/{app_name}/alerts",
+                description=f"Encrypts the {app_name} alarm topic.",
             )
+            for service in _PUBLISHERS:
+                self.topic_key.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid=f"Publish{service.split('.')[0].capitalize()}",
+                        principals=[iam.ServicePrincipal(service)],
+                        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                        resources=["*"],
+                        conditions={"StringEquals": {"aws:SourceAccount": account}},
+                    )
+                )
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -59,6 +64,14 @@ class Monitoring(Construct):
             master_key=self.topic_key,
             enforce_ssl=True,
         )
+        if not encrypted_topic:
+            acknowledge(
+                self.topic,
+                "AwsSolutions-SNS2",
+                "Host-only deployments hold no KMS key (nothing else to encrypt); the topic"
+                " carries only alarm and budget notices, and CloudWatch and Budgets cannot"
+                " publish to a topic under the AWS managed aws/sns key.",
+            )
         self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         for service in _PUBLISHERS:
             self.topic.add_to_resource_policy(
@@ -76,7 +89,7 @@ class Monitoring(Construct):
             self,
             "MonthlyBudget",
             budget=budgets.CfnBudget.BudgetDataProperty(
-                budget_name=f"{app_name}-monthly",
+                budget_name=budget_name or f"{app_name}-monthly",
                 budget_type="COST",
                 time_unit="MONTHLY",
                 budget_limit=budgets.CfnBudget.SpendProperty(amount=monthly_budget_usd, unit="USD"),
