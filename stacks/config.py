@@ -144,17 +144,6 @@ class StorageConfig(_Model):
     )
 
 
-class DashboardConfig(_Model):
-    """The CloudWatch dashboard of the cloud topology and its cache hit rate alarm."""
-
-    cache_hit_rate_target_percent: float = Field(
-        default=80,
-        gt=0,
-        le=100,
-        description="Alarm when CloudFront's cache hit rate stays below this for an hour.",
-    )
-
-
 class CdnConfig(_Model):
     """CloudFront in front of the media bucket, with image variants at the edge."""
 
@@ -277,7 +266,6 @@ class DeploymentConfig(_Model):
     )
     storage: StorageConfig = StorageConfig()
     cdn: CdnConfig = CdnConfig()
-    dashboard: DashboardConfig = DashboardConfig()
     lightsail: LightsailConfig | None = None
 
     @model_validator(mode="after")

@@ -2,13 +2,16 @@
 
 from dataclasses import dataclass
 
-from aws_cdk import App, Environment, Tags, Validations
+from aws_cdk import App, Environment, Fn, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.alerts_stack import AlertsStack
 from stacks.cdn_stack import CdnStack
 from stacks.config import DeploymentConfig
+from stacks.constructs.dashboard import CdnRef, ReplicationRuleRef
+from stacks.dashboard_stack import DashboardStack
 from stacks.lightsail_stack import LightsailStack
+from stacks.regions import EDGE_REGIONS_BY_PRICE_CLASS
 from stacks.replica_stack import ReplicaStack
 from stacks.storage_stack import StorageStack
 
@@ -20,6 +23,7 @@ class Deployment:
     cdn: CdnStack | None
     lightsail: LightsailStack | None
     alerts: AlertsStack | None = None
+    dashboard: DashboardStack | None = None
 
 
 def _identity(
@@ -113,6 +117,8 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         )
         cdn.add_stack_dependency(storage, "CloudFront reads the media bucket")
 
+    dashboard = _add_dashboard(app, config, storage, replica, cdn)
+
     host = None
     if config.lightsail is not None and config.lightsail.enabled:
         host = LightsailStack(
@@ -123,7 +129,50 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
             host=config.lightsail,
             credentials_secret_arn=storage.runtime_access.credentials_secret.secret_arn,
         )
-    return Deployment(storage=storage, replica=replica, cdn=cdn, lightsail=host)
+    return Deployment(
+        storage=storage,
+        replica=replica,
+        cdn=cdn,
+        lightsail=host,
+        dashboard=dashboard,
+    )
+
+
+def _add_dashboard(
+    app: App,
+    config: DeploymentConfig,
+    storage: StorageStack,
+    replica: ReplicaStack | None,
+    cdn: CdnStack | None,
+) -> DashboardStack:
+    rules = []
+    if replica is not None:
+        rules = [
+            ReplicationRuleRef(storage.media_bucket_name, replica.replica_bucket_name, rule_id)
+            for rule_id in storage.replication_rule_ids
+        ]
+    # Imported by export name (strong references): cfn-lint cannot type-check the weak
+    # Fn::GetStackOutput references (cdk.json) inside the dashboard body's Fn::Join.
+    dashboard = DashboardStack(
+        app,
+        "Dashboard",
+        **_identity(config, "dashboard", "operations dashboard", protected=False),
+        app_name=config.app_name,
+        bucket_name=storage.media_bucket_name,
+        table_name=Fn.import_value(storage.catalog_table_export),
+        replication_rules=rules,
+        cdn=CdnRef(
+            distribution_id=Fn.import_value(cdn.distribution_id_export),
+            resizer_function_name=Fn.import_value(cdn.resizer_metric_name_export),
+            edge_regions=EDGE_REGIONS_BY_PRICE_CLASS[config.cdn.price_class],
+        )
+        if cdn
+        else None,
+    )
+    dashboard.add_stack_dependency(storage, "Graphs the catalog table")
+    if cdn is not None:
+        dashboard.add_stack_dependency(cdn, "Graphs the distribution and the resizer")
+    return dashboard
 
 
 def _add_host_only(app: App, config: DeploymentConfig) -> Deployment:

@@ -13,7 +13,6 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.constructs.keys import customer_key
-from stacks.constructs.nag import acknowledge
 
 # The S3 request-metrics filter the 5xx alarm reads (CloudWatch dimension FilterId).
 REQUEST_METRICS_FILTER = "EntireBucket"
@@ -64,14 +63,8 @@ class Monitoring(Construct):
             master_key=self.topic_key,
             enforce_ssl=True,
         )
-        if not encrypted_topic:
-            acknowledge(
-                self.topic,
-                "AwsSolutions-SNS2",
-                "Host-only deployments hold no KMS key (nothing else to encrypt); the topic"
-                " carries only alarm and budget notices, and CloudWatch and Budgets cannot"
-                " publish to a topic under the AWS managed aws/sns key.",
-            )
+        # Unencrypted (host-only): no KMS key in the deployment; the topic carries only alarm
+        # and budget notices, and CloudWatch and Budgets cannot publish under aws/sns.
         self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         for service in _PUBLISHERS:
             self.topic.add_to_resource_policy(
