@@ -9,7 +9,7 @@ from stacks.alerts_stack import AlertsStack
 from stacks.cdn_stack import CdnStack
 from stacks.config import DeploymentConfig
 from stacks.constructs.dashboard import CdnRef, ReplicationRuleRef
-from stacks.dashboard_stack import DashboardStack
+from stacks.dashboard_stack import CdnAlarmsStack, DashboardStack
 from stacks.lightsail_stack import LightsailStack
 from stacks.regions import EDGE_REGIONS_BY_PRICE_CLASS
 from stacks.replica_stack import ReplicaStack
@@ -24,6 +24,7 @@ class Deployment:
     lightsail: LightsailStack | None
     alerts: AlertsStack | None = None
     dashboard: DashboardStack | None = None
+    cdn_alarms: CdnAlarmsStack | None = None
 
 
 def _identity(
@@ -118,6 +119,23 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         cdn.add_stack_dependency(storage, "CloudFront reads the media bucket")
 
     dashboard = _add_dashboard(app, config, storage, replica, cdn)
+    cdn_alarms = None
+    if cdn is not None:
+        in_us_east_1 = config.primary_region == CdnAlarmsStack.REGION
+        cdn_alarms = CdnAlarmsStack(
+            app,
+            "CdnAlarms",
+            **_identity(
+                config, "cdn-alarms", "CloudFront alarms", CdnAlarmsStack.REGION, protected=False
+            ),
+            cross_region_references=not in_us_east_1,
+            app_name=config.app_name,
+            distribution_id=cdn.distribution.distribution_id,
+            cache_hit_rate_target_percent=config.cdn.cache_hit_rate_target_percent,
+            alarm_topic=storage.monitoring.topic if in_us_east_1 else None,
+            alarm_email=str(config.alarm_email),
+        )
+        cdn_alarms.add_stack_dependency(cdn, "Alarms on the distribution's metrics")
 
     host = None
     if config.lightsail is not None and config.lightsail.enabled:
@@ -135,6 +153,7 @@ def add_stacks(app: App, config: DeploymentConfig) -> Deployment:
         cdn=cdn,
         lightsail=host,
         dashboard=dashboard,
+        cdn_alarms=cdn_alarms,
     )
 
 

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
+from stacks.config import parse_config
 from stacks.regions import EDGE_REGIONS_BY_PRICE_CLASS
+from tests.cdk.conftest import example_data, synthesize
+from tests.cdk.test_config import config_error
 
 PRIMARY = "eu-west-1"
 
@@ -165,3 +168,64 @@ def test_without_a_replica_there_are_no_replication_widgets(single_region):
 
 def test_host_only_has_no_dashboard(host_only):
     assert "Dashboard" not in host_only.templates
+
+
+def cache_hit_rate_alarm(synthesized) -> dict:
+    (alarm,) = [
+        r["Properties"]
+        for r in synthesized.templates["CdnAlarms"]["Resources"].values()
+        if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    return alarm
+
+
+def test_cache_hit_rate_alarm_watches_cloudfront_in_us_east_1(example):
+    alarm = cache_hit_rate_alarm(example)
+    assert (alarm["Namespace"], alarm["MetricName"], alarm["Statistic"]) == (
+        "AWS/CloudFront",
+        "CacheHitRate",
+        "Average",
+    )
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == 80
+    assert alarm["Period"] * alarm["EvaluationPeriods"] == 3600  # "stays under" for an hour
+    assert alarm["TreatMissingData"] == "notBreaching"
+    dims = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}
+    assert dims["Region"] == "Global"
+    assert dims["DistributionId"]["Fn::GetStackOutput"]["StackName"] == "stowage-example-cdn"
+    assert dims["DistributionId"]["Fn::GetStackOutput"]["Region"] == "eu-west-1"
+    manifest = json.loads((example.outdir / "manifest.json").read_text())
+    assert manifest["artifacts"]["CdnAlarms"]["environment"].endswith("/us-east-1")
+
+
+def test_alarm_notifies_the_operator_from_us_east_1(example):
+    """Alarms notify only topics of their own region: a topic there, same email."""
+    alarm = cache_hit_rate_alarm(example)
+    template = example.template("CdnAlarms")
+    template.has_resource_properties(
+        "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "ops@example.com"}
+    )
+    (topic_id,) = template.find_resources("AWS::SNS::Topic")
+    assert alarm["AlarmActions"] == [{"Ref": topic_id}]
+    assert alarm["OKActions"] == [{"Ref": topic_id}]
+
+
+def test_in_us_east_1_the_alarm_uses_the_existing_topic(tmp_path):
+    data = example_data()
+    data.update(primary_region="us-east-1", replica={"region": "us-west-2"})
+    data["lightsail"]["availability_zone"] = "us-east-1a"
+    data["cdn"]["cache_hit_rate_target_percent"] = 92.5
+    synthesized = synthesize(parse_config(data, "us-east-1 example"), tmp_path)
+    alarm = cache_hit_rate_alarm(synthesized)
+    assert alarm["Threshold"] == 92.5
+    synthesized.template("CdnAlarms").resource_count_is("AWS::SNS::Topic", 0)
+    (action,) = alarm["AlarmActions"]
+    assert "AlarmTopic" in json.dumps(action)  # Storage's Monitoring/AlarmTopic
+
+
+@pytest.mark.parametrize("value", [0, 101, "high"])
+def test_cache_hit_rate_target_is_validated(tmp_path, value):
+    data = example_data()
+    data["cdn"]["cache_hit_rate_target_percent"] = value
+    message = config_error(tmp_path, data)
+    assert "  cdn.cache_hit_rate_target_percent: " in message
