@@ -36,6 +36,9 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         account = Stack.of(self).account
+        # Unencrypted only for host-only deployments, which hold no KMS key: the topic carries
+        # only alarm and budget notices, and CloudWatch and Budgets cannot publish under the
+        # AWS managed aws/sns key.
         self.topic_key = None
         if encrypted_topic:
             # CloudWatch and Budgets publish to an encrypted topic only if the key lets them;
@@ -63,8 +66,6 @@ class Monitoring(Construct):
             master_key=self.topic_key,
             enforce_ssl=True,
         )
-        # Unencrypted (host-only): no KMS key in the deployment; the topic carries only alarm
-        # and budget notices, and CloudWatch and Budgets cannot publish under aws/sns.
         self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         for service in _PUBLISHERS:
             self.topic.add_to_resource_policy(

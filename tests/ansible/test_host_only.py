@@ -47,9 +47,26 @@ def lightsail_outputs(tmp_path_factory) -> dict[str, list[str]]:
     }
 
 
-def deploy_lightsail_stack(moto_url: str, app_name: str, outputs: list[str], secret_arn: str):
-    """A stack in moto with the synthesized template's outputs, as CloudFormation reports
-    them after a deploy."""
+@pytest.fixture
+def deploy_lightsail_stack(moto_url):
+    """Creates stacks in moto with a synthesized template's outputs, as CloudFormation
+    reports them after a deploy; deletes them afterwards (moto is shared by the session)."""
+    cloudformation = boto3.client("cloudformation", endpoint_url=moto_url)
+    created = []
+
+    def deploy(app_name: str, outputs: list[str], secret_arn: str) -> None:
+        cloudformation.create_stack(
+            StackName=f"{app_name}-lightsail",
+            TemplateBody=json.dumps(template(app_name, outputs, secret_arn)),
+        )
+        created.append(f"{app_name}-lightsail")
+
+    yield deploy
+    for name in created:
+        cloudformation.delete_stack(StackName=name)
+
+
+def template(app_name: str, outputs: list[str], secret_arn: str) -> dict:
     values = {
         "StaticIpAddress": "127.0.0.1",
         "InstanceName": f"{app_name}-host",
@@ -57,14 +74,10 @@ def deploy_lightsail_stack(moto_url: str, app_name: str, outputs: list[str], sec
         "DataDiskPath": "none",
         "HostCredentialsSecretArn": secret_arn,
     }
-    template = {
+    return {
         "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
         "Outputs": {name: {"Value": values[name]} for name in outputs},
     }
-    cloudformation = boto3.client("cloudformation", endpoint_url=moto_url)
-    cloudformation.create_stack(
-        StackName=f"{app_name}-lightsail", TemplateBody=json.dumps(template)
-    )
 
 
 def write_env_file(tmp_path, deployment: str, env: dict[str, str]) -> dict[str, str]:
@@ -111,9 +124,9 @@ def write_env_file(tmp_path, deployment: str, env: dict[str, str]) -> dict[str, 
 
 
 def test_a_host_only_host_gets_no_s3_settings_and_no_key_lookup(
-    tmp_path, aws_env, moto_url, lightsail_outputs
+    tmp_path, aws_env, moto_url, lightsail_outputs, deploy_lightsail_stack
 ):
-    deploy_lightsail_stack(moto_url, "stowage-host", lightsail_outputs["host-only"], "")
+    deploy_lightsail_stack("stowage-host", lightsail_outputs["host-only"], "")
     env = {
         **aws_env,
         "AWS_ENDPOINT_URL_CLOUDFORMATION": moto_url,
@@ -126,20 +139,24 @@ def test_a_host_only_host_gets_no_s3_settings_and_no_key_lookup(
 
 
 def test_a_host_with_cloud_storage_gets_its_bucket_and_key(
-    tmp_path, aws_env, moto_url, lightsail_outputs
+    tmp_path, aws_env, moto_url, lightsail_outputs, deploy_lightsail_stack
 ):
     """The control: the same tasks on the "both" example do look up the key and write the
     bucket, so the test above can fail."""
-    secret = boto3.client("secretsmanager", endpoint_url=moto_url).create_secret(
+    secrets = boto3.client("secretsmanager", endpoint_url=moto_url)
+    secret = secrets.create_secret(
         Name="stowage-example-host-credentials", SecretString=json.dumps(CREDENTIALS)
     )
-    deploy_lightsail_stack(moto_url, "stowage-example", lightsail_outputs["example"], secret["ARN"])
+    deploy_lightsail_stack("stowage-example", lightsail_outputs["example"], secret["ARN"])
     env = {
         **aws_env,
         "AWS_ENDPOINT_URL_CLOUDFORMATION": moto_url,
         # amazon.aws plugins take their endpoint from AWS_URL, not boto3's variables.
         "AWS_URL": moto_url,
     }
-    written = write_env_file(tmp_path, "example", env)
+    try:
+        written = write_env_file(tmp_path, "example", env)
+    finally:
+        secrets.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
     assert written["STOWAGE_S3_BUCKET"] == "stowage-example-media-123456789012-eu-west-1"
     assert written["AWS_ACCESS_KEY_ID"] == CREDENTIALS["aws_access_key_id"]
