@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Annotations, CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_cloudfront as cloudfront
 from aws_cdk import aws_cloudfront_origins as origins
@@ -146,6 +146,11 @@ class CdnStack(Stack):
         if replica_bucket_name is not None:
             buckets.append(MediaBucketRef(replica_bucket_name, replica_region, replica_key_alias))
         resizer = add_variant_resizer(self, cdn, buckets=buckets)
+        # The version ARN names the function in us-east-1; its edge replicas report metrics
+        # as "us-east-1.<name>" in each region that ran them.
+        resizer_metric_name = Fn.join(
+            ".", ["us-east-1", Fn.select(6, Fn.split(":", resizer.edge_arn))]
+        )
         resize_on_miss = [
             cloudfront.EdgeLambda(
                 function_version=resizer.current_version,
@@ -274,6 +279,18 @@ class CdnStack(Stack):
                 " certificate, whose TLS policy cannot be raised; set cdn.domain_name and"
                 " cdn.certificate_arn to enforce TLSv1.2_2021.",
             )
+        # CacheHitRate (and the other additional metrics) exist only with this subscription,
+        # billed per metric per distribution (README, "Dashboards").
+        cloudfront.CfnMonitoringSubscription(
+            self,
+            "AdditionalMetrics",
+            distribution_id=self.distribution.distribution_id,
+            monitoring_subscription=cloudfront.CfnMonitoringSubscription.MonitoringSubscriptionProperty(
+                realtime_metrics_subscription_config=cloudfront.CfnMonitoringSubscription.RealtimeMetricsSubscriptionConfigProperty(
+                    realtime_metrics_subscription_status="Enabled"
+                )
+            ),
+        )
         add_variant_invalidator(
             self,
             bucket_name=media_bucket_name,
@@ -283,3 +300,14 @@ class CdnStack(Stack):
         )
         CfnOutput(self, "DistributionDomainName", value=self.distribution.distribution_domain_name)
         CfnOutput(self, "DistributionId", value=self.distribution.distribution_id)
+        self.distribution_id_export = f"{app_name}-distribution-id"
+        self.resizer_metric_name_export = f"{app_name}-resizer-metric-name"
+        for output_id, value, export in (
+            (
+                "DistributionIdExport",
+                self.distribution.distribution_id,
+                self.distribution_id_export,
+            ),
+            ("ResizerMetricName", resizer_metric_name, self.resizer_metric_name_export),
+        ):
+            CfnOutput(self, output_id, value=value, export_name=export)

@@ -38,6 +38,14 @@ class ConfigError(Exception):
     """A deployment config that cannot be used; the message says where and why."""
 
 
+class FieldError(ValueError):
+    """A rule across fields that one field breaks: reported at that field's path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 def _region(value: str) -> str:
     if value not in AWS_REGIONS:
         raise ValueError(f"{value!r} is not a known AWS region (for example 'eu-west-1')")
@@ -127,6 +135,15 @@ class ReplicaConfig(_Model):
     latency_alarm_seconds: int = Field(default=900, gt=0, le=86_400)
 
 
+class StorageConfig(_Model):
+    """The cloud store: media bucket, its KMS key and the catalog table (StorageStack)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="false: a host-only deployment, with no bucket, key, table or CDN.",
+    )
+
+
 class CdnConfig(_Model):
     """CloudFront in front of the media bucket, with image variants at the edge."""
 
@@ -163,6 +180,12 @@ class CdnConfig(_Model):
     avif_quality: int = Field(default=55, ge=1, le=100)
     max_source_megapixels: int = Field(default=50, gt=0, le=500)
     edge_memory_size_mb: int = Field(default=1536, ge=128, le=10_240)
+    cache_hit_rate_target_percent: float = Field(
+        default=80,
+        gt=0,
+        le=100,
+        description="Alarm when CloudFront's cache hit rate stays below this for an hour.",
+    )
 
     @model_validator(mode="after")
     def _domain_needs_certificate(self) -> CdnConfig:
@@ -247,8 +270,32 @@ class DeploymentConfig(_Model):
         ge=1,
         description="Bump to rotate the Lightsail host's S3 access key on the next deploy.",
     )
+    storage: StorageConfig = StorageConfig()
     cdn: CdnConfig = CdnConfig()
     lightsail: LightsailConfig | None = None
+
+    @model_validator(mode="after")
+    def _host_only(self) -> DeploymentConfig:
+        if self.storage.enabled:
+            return self
+        # The CDN and the replica serve and copy the media bucket: without it they have
+        # nothing to stand on, and the host is then the whole deployment.
+        if self.cdn.enabled:
+            raise FieldError(
+                "cdn.enabled",
+                "CloudFront serves the media bucket, and storage.enabled is false: set"
+                " cdn.enabled: false",
+            )
+        if self.replica is not None:
+            raise FieldError(
+                "replica", "copies the media bucket, and storage.enabled is false: remove it"
+            )
+        if self.lightsail is None or not self.lightsail.enabled:
+            raise FieldError(
+                "lightsail.enabled",
+                "must be true when storage.enabled is false (the host is then the only store)",
+            )
+        return self
 
     @model_validator(mode="after")
     def _cross_field(self) -> DeploymentConfig:
@@ -282,6 +329,11 @@ class DeploymentConfig(_Model):
                 " are not permanent prefixes"
             )
         return self
+
+    @property
+    def host_only(self) -> bool:
+        """No cloud storage: the Lightsail host is the only store."""
+        return not self.storage.enabled
 
     @property
     def media_bucket_name(self) -> str:
@@ -340,6 +392,9 @@ def parse_config(data: object, source: str) -> DeploymentConfig:
         for error in exc.errors():
             # Errors from validators on a whole model carry only that model's path.
             loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+            cause = error.get("ctx", {}).get("error")
+            if isinstance(cause, FieldError):
+                loc = (*loc, *cause.field.split("."))
             lines.append(f"  {_field_path(loc)}: {_reason(error)}")
         raise ConfigError(f"{source}: invalid deployment config\n" + "\n".join(lines)) from None
 

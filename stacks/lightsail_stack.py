@@ -51,7 +51,7 @@ class LightsailStack(Stack):
         *,
         app_name: str,
         host: LightsailConfig,
-        credentials_secret_arn: str,
+        credentials_secret_arn: str | None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -108,15 +108,21 @@ class LightsailStack(Stack):
         )
         self.static_ip.apply_removal_policy(RemovalPolicy.RETAIN)
 
-        for output_id, value, description in (
+        outputs = [
             ("StaticIpAddress", self.static_ip.attr_ip_address, "Public address of the host"),
             ("InstanceName", self.instance.ref, "Lightsail instance"),
             ("SshUser", host.ssh_user, "Login user of the blueprint"),
             ("DataDiskPath", host.data_disk_device or "none", "Block device of the data disk"),
-            (
-                "HostCredentialsSecretArn",
-                credentials_secret_arn,
-                "Secret with the host's S3 access key (for migration)",
-            ),
-        ):
+        ]
+        # Host-only deployments have no bucket, so no S3 key: the dynamic inventory then
+        # leaves S3 out of the host's env file.
+        if credentials_secret_arn is not None:
+            outputs.append(
+                (
+                    "HostCredentialsSecretArn",
+                    credentials_secret_arn,
+                    "Secret with the host's S3 access key (for migration)",
+                )
+            )
+        for output_id, value, description in outputs:
             CfnOutput(self, output_id, value=value, description=description)

@@ -102,6 +102,7 @@ class StorageStack(Stack):
                 for priority, prefix in enumerate(permanent_prefixes)
             ]
 
+        self.replication_rule_ids = [rule.id for rule in replication_rules]
         lifecycle_rules = self._lifecycle_rules(
             permanent_prefixes=permanent_prefixes,
             temp_prefix=temp_prefix,
@@ -189,6 +190,14 @@ class StorageStack(Stack):
             ("AlarmTopicArn", self.monitoring.topic.topic_arn, "Alarm notifications"),
         ):
             CfnOutput(self, output_id, value=value, description=description)
+        self.catalog_table_export = f"{app_name}-catalog-table-name"
+        CfnOutput(
+            self,
+            "CatalogTableNameExport",
+            value=self.catalog_table.table_name,
+            export_name=self.catalog_table_export,
+            description="For the dashboard stack",
+        )
 
     @staticmethod
     def _lifecycle_rules(

@@ -74,6 +74,10 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
         report = service.cleanup(older_than=args.older_than, dry_run=args.dry_run)
     finally:
         service.close()
+    if not args.dry_run:
+        from stowage.stats import record_cleanup
+
+        record_cleanup(service.settings.local_root)
     summary = asdict(report)
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -140,6 +144,17 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stats(args: argparse.Namespace) -> int:
+    from stowage.stats import collect, render_table
+
+    settings = load_settings()
+    stats = collect(
+        Path(args.path or settings.local_root), temp_max_age_hours=settings.temp_max_age_hours
+    )
+    print(json.dumps(stats.as_json(), indent=2) if args.json else render_table(stats))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="stowage", description=__doc__.splitlines()[0])
     root.add_argument("--version", action="version", version=f"stowage {_version()}")
@@ -173,6 +188,11 @@ def parser() -> argparse.ArgumentParser:
     reindex = commands.add_parser("reindex", help="rebuild the catalog from the storage")
     reindex.add_argument("--json", action="store_true")
     reindex.set_defaults(run=cmd_reindex)
+
+    stats = commands.add_parser("stats", help="disk use, objects by prefix, temp backlog")
+    stats.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    stats.add_argument("--path", help="media root (default: STOWAGE_LOCAL_ROOT)")
+    stats.set_defaults(run=cmd_stats)
 
     add_commands(commands)
     return root

@@ -31,27 +31,34 @@ class Monitoring(Construct):
         app_name: str,
         alarm_email: str,
         monthly_budget_usd: float,
+        encrypted_topic: bool = True,
+        budget_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         account = Stack.of(self).account
-        # CloudWatch and Budgets publish to an encrypted topic only if the key lets them;
-        # a key of its own keeps the media key's policy free of these service principals.
-        self.topic_key = customer_key(
-            self,
-            "TopicKey",
-            alias=f"alias/{app_name}/alerts",
-            description=f"Encrypts the {app_name} alarm topic.",
-        )
-        for service in _PUBLISHERS:
-            self.topic_key.add_to_resource_policy(
-                iam.PolicyStatement(
-                    sid=f"Publish{service.split('.')[0].capitalize()}",
-                    principals=[iam.ServicePrincipal(service)],
-                    actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-                    resources=["*"],
-                    conditions={"StringEquals": {"aws:SourceAccount": account}},
-                )
+        # Unencrypted only for host-only deployments, which hold no KMS key: the topic carries
+        # only alarm and budget notices, and CloudWatch and Budgets cannot publish under the
+        # AWS managed aws/sns key.
+        self.topic_key = None
+        if encrypted_topic:
+            # CloudWatch and Budgets publish to an encrypted topic only if the key lets them;
+            # a key of its own keeps the media key's policy free of these service principals.
+            self.topic_key = customer_key(
+                self,
+                "TopicKey",
+                alias=f"alias/{app_name}/alerts",
+                description=f"Encrypts the {app_name} alarm topic.",
             )
+            for service in _PUBLISHERS:
+                self.topic_key.add_to_resource_policy(
+                    iam.PolicyStatement(
+                        sid=f"Publish{service.split('.')[0].capitalize()}",
+                        principals=[iam.ServicePrincipal(service)],
+                        actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                        resources=["*"],
+                        conditions={"StringEquals": {"aws:SourceAccount": account}},
+                    )
+                )
         self.topic = sns.Topic(
             self,
             "AlarmTopic",
@@ -76,7 +83,7 @@ class Monitoring(Construct):
             self,
             "MonthlyBudget",
             budget=budgets.CfnBudget.BudgetDataProperty(
-                budget_name=f"{app_name}-monthly",
+                budget_name=budget_name or f"{app_name}-monthly",
                 budget_type="COST",
                 time_unit="MONTHLY",
                 budget_limit=budgets.CfnBudget.SpendProperty(amount=monthly_budget_usd, unit="USD"),

@@ -59,6 +59,12 @@ def single_region(tmp_path_factory) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
+def host_only(tmp_path_factory) -> Synthesized:
+    """config/host-only.yaml: the Lightsail host, its alarm topic and budget; no cloud store."""
+    return synthesize(load_config("host-only"), tmp_path_factory.mktemp("host-only"))
+
+
+@pytest.fixture(scope="session")
 def storage(example) -> Template:
     return example.template("Storage")
 

@@ -9,7 +9,7 @@ import pytest
 from tests.cdk.conftest import ROOT
 
 
-@pytest.mark.parametrize("deployment", ["example", "single_region", "private_images"])
+@pytest.mark.parametrize("deployment", ["example", "single_region", "private_images", "host_only"])
 def test_cfn_lint_is_clean(request, deployment):
     synthesized = request.getfixturevalue(deployment)
     templates = sorted(str(p) for p in synthesized.outdir.glob("*.template.json"))

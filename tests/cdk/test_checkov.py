@@ -16,7 +16,7 @@ from tests.cdk.conftest import ROOT
 
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 SKIPS = ROOT / "checkov-skips.yaml"
-DEPLOYMENTS = ["example", "single_region", "private_images"]
+DEPLOYMENTS = ["example", "single_region", "private_images", "host_only"]
 MIN_REASON_LENGTH = 40
 
 

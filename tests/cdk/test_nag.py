@@ -29,7 +29,7 @@ def violation_list(plugin: dict) -> list[dict]:
     return [v for v in plugin["violations"] if v["severity"] in ("error", "warning")]
 
 
-@pytest.mark.parametrize("deployment", ["example", "single_region", "private_images"])
+@pytest.mark.parametrize("deployment", ["example", "single_region", "private_images", "host_only"])
 def test_no_unacknowledged_findings(request, deployment):
     synthesized = request.getfixturevalue(deployment)
     report = synthesized.outdir / "validation-report.json"

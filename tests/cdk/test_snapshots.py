@@ -35,6 +35,10 @@ def snapshot_json(snapshot):
         ("example", "Lightsail"),
         ("example", "edge-lambda-stack-c816d30614d1dcf057a0c7c5a34b2c4fcba60ee04f"),
         ("single_region", "Storage"),
+        ("example", "Dashboard"),
+        ("example", "CdnAlarms"),
+        ("host_only", "Alerts"),
+        ("host_only", "Lightsail"),
     ],
 )
 def test_template_snapshot(request, snapshot_json, deployment, stack_id):

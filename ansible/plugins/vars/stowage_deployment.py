@@ -55,7 +55,9 @@ def deployment_vars(name_or_path: str) -> dict:
     return {
         "stowage_deployment": config.app_name,
         "stowage_region": config.primary_region,
-        "stowage_s3_bucket": config.media_bucket_name,
+        # Host-only deployments have no bucket: empty keeps S3 out of the host's env file.
+        "stowage_cloud_storage": config.storage.enabled,
+        "stowage_s3_bucket": "" if config.host_only else config.media_bucket_name,
         "stowage_storage_root": host.storage_root,
         "stowage_storage_prefixes": [prefix.rstrip("/") for prefix in prefixes],
         "stowage_data_disk_device": host.data_disk_device or "",

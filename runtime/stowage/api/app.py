@@ -20,6 +20,7 @@ from stowage.api.routes import files, health, multipart, uploads
 from stowage.errors import StowageError
 from stowage.service import Stowage
 from stowage.settings import Settings, load_settings
+from stowage.stats import HostStatsCollector
 
 log = logging.getLogger("stowage.api")
 
@@ -84,6 +85,7 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
     if service is not None:
         app.state.service = service
     app.state.metrics = Metrics()
+    app.state.metrics.registry.register(HostStatsCollector(lambda: app.state.service.settings))
     generate = app.openapi
 
     def openapi() -> dict:
