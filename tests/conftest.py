@@ -47,8 +47,8 @@ def pytest_collection_modifyitems(config, items):
         return
     if shutil.which("sudo"):
         raise pytest.UsageError(
-            f"{len(privileged)} selected tests {NEEDS_ROOT}, e.g. {privileged[0].nodeid}: "
-            "run them as root with `make test-root` (sudo -E), and the others with "
+            f"{NEEDS_ROOT}: {len(privileged)} selected tests, e.g. {privileged[0].nodeid}. "
+            "Run them as root with `make test-root` (sudo -E), the others with "
             "`make test-user` (-m 'not needs_root')"
         )
     skip = pytest.mark.skip(reason=f"{NEEDS_ROOT}: this machine has neither root nor sudo")

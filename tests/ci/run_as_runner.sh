@@ -32,6 +32,18 @@ if [ -f /root/.config/pip/pip.conf ]; then
   install -D -o "$user" -g "$user" -m 0644 /root/.config/pip/pip.conf "$home/.config/pip/pip.conf"
 fi
 
+# The Python of REPO's .venv, copied where the user may run it, stands for setup-python's
+# tool cache on the runner (setup-python also exports LD_LIBRARY_PATH, for a shared libpython).
+# Debian 12's own python3 is 3.11.2, too old for constraints-checkov.txt (soupsieve 4.1.2).
+base=$("$repo/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
+python_dir=/opt/stowage-ci-python
+if [ ! -x "$python_dir/bin/python3" ]; then
+  echo "Copying the Python in $base (without its site-packages) to $python_dir"
+  mkdir -p "$python_dir"
+  tar -C "$base" --exclude='./lib/python3*/site-packages/*' --exclude='./lib/python3*/test' \
+    --exclude='__pycache__' -cf - . | tar -C "$python_dir" -xf -
+fi
+
 mapfile -t steps < <("$repo/.venv/bin/python" - "$workflow" <<'EOF'
 import sys
 
@@ -49,7 +61,8 @@ EOF
 mapfile -t passed < <(env | grep -E '^(PIP_[A-Z_]+|[A-Z_]*(CA_BUNDLE|CA_CERTS|CAINFO)|SSL_CERT_(FILE|DIR))=' || true)
 as_user() {
   sudo -u "$user" -H env -i HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
-    PATH=/usr/local/bin:/usr/bin:/bin "${passed[@]}" bash -euo pipefail -c "$1"
+    PATH="$python_dir/bin:/usr/local/bin:/usr/bin:/bin" LD_LIBRARY_PATH="$python_dir/lib" \
+    "${passed[@]}" bash -euo pipefail -c "$1"
 }
 
 rm -rf "$clone"
