@@ -37,6 +37,7 @@ for variable in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
 NEEDS_ROOT = "needs root (apt-get, Nginx, mount, systemd-nspawn)"
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` deselected what it deselects
 def pytest_collection_modifyitems(config, items):
     """As a user, a selected needs_root test is an error where sudo could run it (CI must
     not go green by leaving it out) and a skip only where neither root nor sudo exists."""
