@@ -71,18 +71,32 @@ as_user "git config --global --get safe.directory >/dev/null || git config --glo
 as_user "git clone --quiet --no-local '$repo' '$clone'"
 echo "Cloned $(as_user "git -C '$clone' log -1 --format='%h %s'") as $user into $clone"
 
+# As on GitHub: a job stops at its first failing step; the two jobs run independently.
+failed=()
 for step in "${steps[@]}"; do
   job=${step%%$'\t'*} command=${step#*$'\t'}
+  if [[ " ${failed[*]} " == *" $job "* ]]; then
+    echo "== $job job: skipped after its failure: $command"
+    continue
+  fi
   if [ "$job" = root ]; then
     [ "$command" = "make test-root" ] || { echo "the root job ends with '$command', not 'make test-root'" >&2; exit 1; }
     command="make test-root PYTEST_ARGS='$root_probe'"
   fi
   echo "== $job job, as $user: $command"
   start=$SECONDS
-  as_user "cd '$clone' && $command" 2>&1 | tee "$home/last-step.log"
-  if [ "$job" = root ] && ! grep -qE '^=+ 1 passed' "$home/last-step.log"; then
-    echo "the root job's entry point did not run $root_probe as root" >&2
-    exit 1
+  if ! as_user "cd '$clone' && $command" 2>&1 | tee "$home/last-step.log"; then
+    echo "== FAILED after $((SECONDS - start)) s: $command"
+    failed+=("$job")
+  elif [ "$job" = root ] && ! grep -qE '^=+ 1 passed' "$home/last-step.log"; then
+    echo "== FAILED: the root job's entry point did not pass $root_probe as root"
+    failed+=("$job")
+  else
+    echo "== passed in $((SECONDS - start)) s: $command"
   fi
-  echo "== passed in $((SECONDS - start)) s: $command"
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "ci-nonroot: failed job(s): ${failed[*]}" >&2
+  exit 1
+fi
+echo "ci-nonroot: both jobs passed"
