@@ -4,6 +4,7 @@ Set at import time, before any AWS client is created or the CDK is loaded.
 """
 
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -29,6 +30,31 @@ os.environ.update(
 )
 for variable in ("AWS_PROFILE", "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
     os.environ.pop(variable, None)
+
+
+# --- needs_root: tests that install Debian packages, start Nginx, mount or boot a container --
+
+NEEDS_ROOT = "needs root (apt-get, Nginx, mount, systemd-nspawn)"
+
+
+@pytest.hookimpl(trylast=True)  # after `-m` deselected what it deselects
+def pytest_collection_modifyitems(config, items):
+    """As a user, a selected needs_root test is an error where sudo could run it (CI must
+    not go green by leaving it out) and a skip only where neither root nor sudo exists."""
+    if os.geteuid() == 0:
+        return
+    privileged = [item for item in items if item.get_closest_marker("needs_root")]
+    if not privileged:
+        return
+    if shutil.which("sudo"):
+        raise pytest.UsageError(
+            f"{NEEDS_ROOT}: {len(privileged)} selected tests, e.g. {privileged[0].nodeid}. "
+            "Run them as root with `make test-root` (sudo -E), the others with "
+            "`make test-user` (-m 'not needs_root')"
+        )
+    skip = pytest.mark.skip(reason=f"{NEEDS_ROOT}: this machine has neither root nor sudo")
+    for item in privileged:
+        item.add_marker(skip)
 
 
 # --- moto's server: the S3 (and DynamoDB, KMS) API for every test that needs one -----------

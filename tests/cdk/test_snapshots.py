@@ -1,6 +1,6 @@
 """Template snapshots: any change to what CloudFormation receives shows up in review.
 
-Update deliberately with `.venv/bin/python -m pytest tests/cdk --snapshot-update`.
+Update deliberately with UPDATE below, then review the diff of tests/cdk/__snapshots__.
 """
 
 import json
@@ -11,6 +11,7 @@ from syrupy.extensions.json import JSONSnapshotExtension
 
 ASSET_HASH = re.compile(r"\b[0-9a-f]{64}\b")
 ACCOUNT_ID = re.compile(r"\b\d{12}\b")
+UPDATE = ".venv/bin/python -m pytest tests/cdk/test_snapshots.py --snapshot-update"
 
 
 def masked(template: dict) -> dict:
@@ -43,4 +44,4 @@ def snapshot_json(snapshot):
 )
 def test_template_snapshot(request, snapshot_json, deployment, stack_id):
     template = request.getfixturevalue(deployment).templates[stack_id]
-    assert masked(template) == snapshot_json
+    assert masked(template) == snapshot_json, f"template changed; if intended, run: {UPDATE}"

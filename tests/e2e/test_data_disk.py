@@ -18,6 +18,8 @@ from tests.e2e.host import booted_host, loop_device
 from tests.e2e.playbook import DEPLOYMENT, converge, write_inventory
 from tests.runtime.conftest import image_bytes
 
+pytestmark = pytest.mark.needs_root  # debootstrap, systemd-nspawn, loop devices
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -15,6 +15,8 @@ from tests.e2e.playbook import converge
 from tests.runtime.conftest import mp4_bytes
 from tests.runtime.nginx import assert_signed_downloads, assert_traversal_refused
 
+pytestmark = pytest.mark.needs_root  # debootstrap, systemd-nspawn, loop devices
+
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SERVICES = ("nginx", "stowage", "cron")
 

@@ -155,6 +155,7 @@ def test_authenticated_json_bodies_have_their_own_small_limit(serve):
     assert fits.status_code == 201, fits.text
 
 
+@pytest.mark.needs_root  # Nginx from apt, run as root by its config
 def test_nginx_limits_bodies_per_route_and_answers_in_json(tmp_path):
     nginx_binary()
     with stowage_behind_nginx(tmp_path, body_limit_mb=8) as stack:

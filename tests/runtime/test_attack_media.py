@@ -58,6 +58,7 @@ def nginx_bin():
     return nginx_binary()
 
 
+@pytest.mark.needs_root  # Nginx from apt, run as root by its config
 def test_script_pages_on_disk_are_never_served_as_pages(tmp_path, nginx_bin):
     with stowage_behind_nginx(tmp_path) as stack:
         for key, data in SCRIPT_PAGES.items():

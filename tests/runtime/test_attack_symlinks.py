@@ -60,6 +60,7 @@ def nginx_bin():
     return nginx_binary()
 
 
+@pytest.mark.needs_root  # Nginx from apt, run as root by its config
 def test_nginx_and_the_service_behind_it_never_follow_a_link(tmp_path, nginx_bin):
     with stowage_behind_nginx(tmp_path) as stack:
         plant_links(stack.root, tmp_path / "outside")

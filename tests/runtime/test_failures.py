@@ -103,6 +103,7 @@ def small_filesystem(tmp_path):
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
+@pytest.mark.needs_root  # mounts a tmpfs
 def test_full_disk_is_507_and_loses_nothing(serve, small_filesystem):
     api = serve(root=small_filesystem)
     first = image_bytes("PNG", size=(400, 400), mode="RGB")

@@ -116,6 +116,7 @@ def rclone_check(rclone, source: str, destination: str) -> None:
     assert "0 differences found" in result.stderr
 
 
+@pytest.mark.needs_root  # rclone from apt
 @pytest.mark.parametrize("direction", ["local-to-s3", "s3-to-local"])
 def test_tricky_keys_both_directions(tmp_path, s3, bucket, rclone, direction):
     objects = {key: content_for(key) for key in TRICKY_KEYS}

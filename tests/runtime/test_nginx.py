@@ -15,6 +15,8 @@ from tests.runtime.nginx import (
     stowage_behind_nginx,
 )
 
+pytestmark = pytest.mark.needs_root  # Nginx from apt, run as root by its config
+
 
 @pytest.fixture(scope="session")
 def nginx_bin() -> str:
