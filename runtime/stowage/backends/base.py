@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from stowage.errors import InvalidKey, StowageError, TooLarge
+from stowage.errors import Conflict, InvalidKey, StowageError, TooLarge
 from stowage.keys import validate_key
 
 CHUNK_SIZE = 1024 * 1024
@@ -68,6 +68,11 @@ OnBytes = Callable[[int], None]
 
 class ChecksumMismatch(Exception):
     """The bytes read did not hash to what the source promised; nothing was kept."""
+
+
+class AssembledDifferently(Conflict):
+    """A concurrent completion of the same multipart upload already placed other bytes
+    under the key (a part was re-sent in between); those stay, ours were discarded."""
 
 
 def listed_name(name: str) -> str:
