@@ -461,8 +461,6 @@ class S3Backend(S3Migration, Backend):
                     backend=self.name,
                 )
 
-    def presigned_get(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+    def presign_download(self, key: str, *, expires_in: int) -> str:
         params = {"Bucket": self.bucket, "Key": self._k(key)}
-        if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
