@@ -188,5 +188,9 @@ class S3Uploads:
             # current one; the noncurrent-version lifecycle rule removes it later.
             if exc.response.get("Error", {}).get("Code") != "AccessDenied":
                 raise
-            if self.head(key).version_id == version_id:
+            try:
+                current = self.head(key).version_id
+            except FileNotFoundError:
+                return  # already hidden or deleted by someone else: nothing of ours shows
+            if current == version_id:
                 self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
