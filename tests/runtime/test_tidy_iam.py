@@ -235,3 +235,12 @@ def test_a_version_already_hidden_is_left_alone(enforcing):
     versions, markers = enforcing.versions("images/gone.png")
     assert versions == [ours.version_id]
     assert len(markers) == 1
+
+
+def test_the_runtime_role_holds_the_same_statements_as_the_host_user(storage_template):
+    """So the moto user above stands for both everyday principals."""
+    role = _policy_of(storage_template, "RuntimeAccessRole")
+    user = _policy_of(storage_template, "RuntimeAccessHostUser")
+    assert role["Statement"] == user["Statement"]
+    actions = {a for s in user["Statement"] for a in s["Action"]}
+    assert "s3:DeleteObjectVersion" not in actions
