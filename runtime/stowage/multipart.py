@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
 from stowage.backends import Backend, ObjectInfo
+from stowage.backends.base import AssembledDifferently
 from stowage.catalog import Catalog, MultipartSession, Record
 from stowage.errors import BackendError, BadRequest, Conflict, NotFound, UnsupportedType
 from stowage.keys import KIND_PREFIX, new_key, new_upload_id
@@ -151,6 +152,8 @@ class MultipartUploads:
             return self.backend.complete_multipart(
                 session.key, session.handle, parts=session.parts, content_type=session.content_type
             )
+        except AssembledDifferently:
+            raise  # the object in place is another completion's, from other bytes: 409
         except (FileNotFoundError, Conflict) as exc:
             try:
                 return self.backend.head(session.key)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stowage.backends import Backend, HybridBackend, LocalBackend, build_backend
+from stowage.backends import Backend, LocalBackend, build_backend
 from stowage.catalog import Catalog, Record, Stats, open_catalog
 from stowage.errors import BackendError, BadRequest, Conflict, DiskFull, NotFound, TooLarge
 from stowage.keys import (
@@ -62,9 +62,7 @@ class Stowage(MultipartUploads):
         self.backend = backend
         self.catalog = catalog
         # Spool files live on the media filesystem so that a local put is a rename.
-        self.spool = (
-            backend if isinstance(backend, LocalBackend) else LocalBackend(settings.local_root)
-        )
+        self.spool = LocalBackend(backend.spool_root() or settings.local_root)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stowage:
@@ -143,32 +141,27 @@ class Stowage(MultipartUploads):
     def sign_key(self, key: str, *, backend: str | None = None, ttl: int | None = None) -> str:
         """A signed, expiring URL for ``key`` wherever it lives."""
         ttl = ttl or self.settings.signed_url_ttl_seconds
-        side = backend or self._side_of(key)
-        if side == "s3":
-            s = self.settings
-            if s.cloudfront_domain and s.cloudfront_key_pair_id and s.cloudfront_private_key_file:
-                return cloudfront_signed_url(
-                    s.cloudfront_domain,
-                    s.s3_prefix + key,
-                    key_pair_id=s.cloudfront_key_pair_id,
-                    private_key_file=s.cloudfront_private_key_file,
-                    ttl=ttl,
-                )
-            return self._s3().presigned_get(key, expires_in=ttl)
-        return sign_file_url(self.settings.public_base_url, key, self.signing_secret(), ttl=ttl)
+        holder = self.backend.side(backend or self._side_of(key))
+        url = holder.presign_download(key, expires_in=ttl)
+        if url is None:
+            return sign_file_url(self.settings.public_base_url, key, self.signing_secret(), ttl=ttl)
+        s = self.settings
+        if s.cloudfront_domain and s.cloudfront_key_pair_id and s.cloudfront_private_key_file:
+            # The bucket the backend signs for is the origin of the distribution.
+            return cloudfront_signed_url(
+                s.cloudfront_domain,
+                s.s3_prefix + key,
+                key_pair_id=s.cloudfront_key_pair_id,
+                private_key_file=s.cloudfront_private_key_file,
+                ttl=ttl,
+            )
+        return url
 
     def _side_of(self, key: str) -> str:
         record = self.catalog.get_by_key(key)
         if record:
             return record.backend
         return self.backend.head(validate_key(key)).backend or self.backend.name
-
-    def _s3(self):
-        if isinstance(self.backend, HybridBackend):
-            return self.backend.s3
-        if self.backend.name == "s3":
-            return self.backend
-        raise BadRequest("no S3 backend configured")
 
     def signing_secret(self) -> str:
         if self.settings.signing_secret is None:

@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from stowage.errors import InvalidKey, StowageError, TooLarge
+from stowage.errors import BadRequest, Conflict, InvalidKey, StowageError, TooLarge
 from stowage.keys import validate_key
 
 CHUNK_SIZE = 1024 * 1024
@@ -68,6 +68,11 @@ OnBytes = Callable[[int], None]
 
 class ChecksumMismatch(Exception):
     """The bytes read did not hash to what the source promised; nothing was kept."""
+
+
+class AssembledDifferently(Conflict):
+    """A concurrent completion of the same multipart upload already placed other bytes
+    under the key (a part was re-sent in between); those stay, ours were discarded."""
 
 
 def listed_name(name: str) -> str:
@@ -169,6 +174,24 @@ class Backend(ABC):
     @abstractmethod
     def abort_multipart(self, key: str, handle: str) -> None:
         """Discard every part received so far."""
+
+    # -- what the service asks of whichever backend it runs on -------------------------
+
+    def spool_root(self) -> Path | None:
+        """The media root whose filesystem spool files belong on (so that storing one is a
+        rename), or ``None`` if the backend keeps nothing on local disk."""
+        return None
+
+    def side(self, name: str) -> Backend:
+        """The backend that holds objects catalogued as living on ``name``."""
+        if name != self.name:
+            raise BadRequest(f"no {name} backend is configured")
+        return self
+
+    def presign_download(self, key: str, *, expires_in: int) -> str | None:
+        """A download URL the backend signs itself, or ``None`` if the service signs it
+        (files the host's Nginx serves)."""
+        return None
 
     def open_object(self, key: str) -> tuple[ObjectInfo, Iterator[bytes]]:
         """The object's facts and its bytes, read consistently (backends may do it in one

@@ -100,6 +100,15 @@ class HybridBackend(Backend):
         moved = [holder.move(source, destination) for holder in holders]
         return moved[0]
 
+    def spool_root(self) -> Path | None:
+        return self.local.spool_root()
+
+    def side(self, name: str) -> Backend:
+        return self.sides[name] if name in self.sides else super().side(name)
+
+    def presign_download(self, key: str, *, expires_in: int) -> str | None:
+        return self._holder(key).presign_download(key, expires_in=expires_in)
+
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         merged = {info.key: info for side in (self.local, self.s3) for info in side.list(prefix)}
         for key in sorted(merged):

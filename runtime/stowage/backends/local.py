@@ -19,6 +19,7 @@ from typing import BinaryIO
 
 from stowage.backends.base import (
     CHUNK_SIZE,
+    AssembledDifferently,
     Backend,
     ChecksumMismatch,
     ObjectAttributes,
@@ -100,13 +101,31 @@ class LocalBackend(LocalMigration, Backend):
         content_type: str | None,
         attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
+        return self._publish(key, path, sha256, content_type, attributes, replace=True)
+
+    def _publish(
+        self,
+        key: str,
+        path: Path,
+        sha256: str,
+        content_type: str | None,
+        attributes: ObjectAttributes | None = None,
+        *,
+        replace: bool,
+    ) -> ObjectInfo:
+        """Put the spool file ``path`` in place under ``key``, consuming it. Without
+        ``replace``, an existing object stays and :class:`FileExistsError` is raised."""
         target = self.path_for(key)
         try:
             self._set_attrs(path, sha256, content_type, attributes)
             with open(path, "rb+") as handle:
                 os.fsync(handle.fileno())
             target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
+            if replace:
+                os.replace(path, target)
+            else:
+                os.link(path, target)  # unlike a rename, fails if the target exists
+                path.unlink()
             fsync_dir(target.parent)
         except OSError as exc:
             path.unlink(missing_ok=True)
@@ -201,7 +220,16 @@ class LocalBackend(LocalMigration, Backend):
             raise Conflict(f"parts not received yet: {missing[:10]}")
         spool = self.spool_file()
         sha256, _ = self._write_new(spool, self._concatenated(files))
-        info = self.put_file(key, spool, sha256=sha256, content_type=content_type)
+        try:
+            info = self._publish(key, spool, sha256, content_type, replace=False)
+        except FileExistsError:
+            # Another completion of this upload got there first; it may be catalogued
+            # already, so it is never replaced, least of all by different bytes.
+            info = self.head(key)
+            if (info.sha256 or self.sha256(key)) != sha256:
+                raise AssembledDifferently(
+                    f"{key} was completed meanwhile from other bytes (a part was re-sent)"
+                ) from None
         shutil.rmtree(directory, ignore_errors=True)
         return info
 
@@ -280,6 +308,9 @@ class LocalBackend(LocalMigration, Backend):
                 others.append(key)
 
     # -- maintenance -------------------------------------------------------------------
+
+    def spool_root(self) -> Path:
+        return self.root
 
     def spool_files(self) -> Iterator[Path]:
         yield from sorted(self.spool_dir.glob("*.part"))
