@@ -108,6 +108,9 @@ class MultipartUploads:
             head = b"".join(self.backend.open_range(session.key, 0, SNIFF_BYTES - 1))
         except FileNotFoundError:
             return self._settled(session)  # aborted meanwhile: its outcome is the answer
+        except BadRequest:  # parts that can never make the object: as for a wrong size
+            self._end(session)
+            raise
         except BackendError:
             if self._ended(session):  # the backend failed because the upload was aborted
                 return self._settled(session)

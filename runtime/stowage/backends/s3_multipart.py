@@ -9,6 +9,9 @@ from botocore.exceptions import ClientError
 from stowage.backends.base import ObjectInfo
 from stowage.errors import BackendError, BadRequest, Conflict
 
+S3_MIN_PART_BYTES = 5 * 1024 * 1024  # S3's minimum for every part but the last
+CLIENT_PART_ERRORS = {"EntityTooSmall", "InvalidPart", "InvalidPartOrder"}
+
 
 def _missing(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NoSuchUpload"}
@@ -44,10 +47,7 @@ class S3Multipart:
         try:
             paginator = self.client.get_paginator("list_parts")
             for page in paginator.paginate(Bucket=self.bucket, Key=s3_key, UploadId=handle):
-                received += [
-                    {"PartNumber": p["PartNumber"], "ETag": p["ETag"]}
-                    for p in page.get("Parts", [])
-                ]
+                received += page.get("Parts", [])
         except ClientError as exc:
             if _missing(exc):
                 raise FileNotFoundError(handle) from None
@@ -58,16 +58,27 @@ class S3Multipart:
             raise Conflict(f"parts not received yet: {missing[:10]}")
         if len(numbers) != parts:
             raise BadRequest(f"received {len(numbers)} parts, expected {parts}")
+        received.sort(key=lambda p: p["PartNumber"])
+        short = [p["PartNumber"] for p in received[:-1] if p["Size"] < S3_MIN_PART_BYTES]
+        if short:
+            raise BadRequest(
+                f"parts {short[:10]} are smaller than {S3_MIN_PART_BYTES} bytes;"
+                " only the last part may be"
+            )
         try:
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=s3_key,
                 UploadId=handle,
-                MultipartUpload={"Parts": sorted(received, key=lambda p: p["PartNumber"])},
+                MultipartUpload={
+                    "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in received]
+                },
             )
         except ClientError as exc:
             if _missing(exc):  # completed or aborted by a concurrent request
                 raise FileNotFoundError(handle) from None
+            if exc.response.get("Error", {}).get("Code") in CLIENT_PART_ERRORS:
+                raise BadRequest(f"S3 refused the parts of {key}: {exc}") from None
             raise BackendError(f"S3 completion of {key} failed: {exc}") from None
         # The service never saw the bytes: read them back once to know their SHA-256.
         sha256 = self.sha256(key)
