@@ -165,6 +165,7 @@ class CdnConfig(_Model):
     )
     variant_source_prefixes: list[Prefix] = Field(
         default=["images/"],
+        min_length=1,
         description="Prefixes whose originals have image variants; the resizer reads only these.",
     )
     # Each list needs an entry: the CloudFront Function picks from them for every request.

@@ -219,9 +219,12 @@ def assert_refused(tmp_path, data: dict, field: str, reason: str) -> None:
     assert reason in message.split(f"  {field}: ", 1)[1].splitlines()[0], message
 
 
-@pytest.mark.parametrize("field", ["variant_widths", "variant_heights", "variant_formats"])
+@pytest.mark.parametrize(
+    "field", ["variant_widths", "variant_heights", "variant_formats", "variant_source_prefixes"]
+)
 def test_empty_variant_lists_are_refused(tmp_path, field):
-    """Empty, the baked CloudFront Function would rewrite to /-Infinityx-Infinity.undefined."""
+    """Empty, the baked CloudFront Function would rewrite to /-Infinityx-Infinity.undefined,
+    or (no source prefix) the resizer would refuse every variant, silently."""
     data = example_data()
     data["cdn"][field] = []
     assert_refused(tmp_path, data, f"cdn.{field}", "at least 1 item")
