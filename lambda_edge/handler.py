@@ -35,6 +35,10 @@ _SETTINGS = json.loads(
 )
 CONFIG = VariantConfig.from_json(_SETTINGS)
 _clients: dict[str, object] = {}
+# A refusal depends only on the URL and the original, so CloudFront may keep it for a
+# while: a bad URL repeated then costs no fetch and no decode. Short, because the original
+# may be uploaded (or replaced) after a 404.
+REFUSAL_CACHE_CONTROL = "public, max-age=60"
 
 
 @dataclass(frozen=True)
@@ -85,11 +89,16 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
             404: "Not Found",
             413: "Payload Too Large",
             415: "Unsupported Media Type",
+            422: "Unprocessable Content",
             502: "Bad Gateway",
             503: "Service Unavailable",
         }.get(status, "Error"),
         "headers": _headers(
-            {"Content-Type": "application/json", "Cache-Control": "no-store", **(headers or {})}
+            {
+                "Content-Type": "application/json",
+                "Cache-Control": REFUSAL_CACHE_CONTROL if status < 500 else "no-store",
+                **(headers or {}),
+            }
         ),
         "body": json.dumps({"error": status, "detail": message}),
     }

@@ -36,6 +36,11 @@ _PATH = re.compile(r"^/variants/(?P<key>.+)/(?P<w>\d{1,5})x(?P<h>\d{1,5})\.(?P<f
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")
 # Inputs rendered as animations; other multi-frame files (TIFF pages, MPO) give frame 0.
 ANIMATED_INPUTS = ("GIF", "WEBP", "PNG")
+# The longest side each encoder writes: libjpeg's JPEG_MAX_DIMENSION, libwebp's
+# WEBP_MAX_DIMENSION, AV1's 16-bit frame size (Pillow 13's libavif refuses 65537 here), and
+# PNG's 31-bit header fields. Never upscaling keeps a thin original thin, so a 1x70000 strip
+# is still 1x70000 at any allowed width.
+MAX_OUTPUT_SIDE = {"jpeg": 65_500, "webp": 16_383, "avif": 65_536, "png": 2**31 - 1}
 
 
 class VariantError(Exception):
@@ -206,6 +211,7 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
         image = Image.open(io.BytesIO(source), formats=INPUT_FORMATS)
         if image.width * image.height > config.max_source_pixels:
             raise VariantError(413, f"original has over {config.max_source_pixels} pixels")
+        _check_output_side(_oriented_size(image), request)
         count, canvas = _animation(source, image, request, config)
         if count > 1:
             target = _target_size(canvas, request.width, request.height)
@@ -230,8 +236,41 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
         raise VariantError(413, f"original has over {config.max_source_pixels} pixels") from None
     except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise VariantError(415, f"original is not a decodable image ({exc})") from None
-    body = _encode(frames, request.fmt, config, durations)
+    _check_output_side(frames[0].size, request)
+    try:
+        body = _encode(frames, request.fmt, config, durations)
+    except MemoryError:
+        raise VariantError(413, "the variant is too large to encode in this memory") from None
+    except (OSError, ValueError, RuntimeError, struct.error) as exc:
+        # Pillow's encoders signal a size or mode they cannot write with these; the same
+        # original and request would fail the same way again, so it is a refusal, not a 5xx.
+        raise VariantError(
+            422, f"the original cannot be encoded as {request.fmt} ({exc})"
+        ) from None
     return Rendered(body, request.content_type, *frames[0].size)
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    """The size after EXIF orientation, from the header: a PNG whose eXIf chunk follows the
+    pixels would need a decode to find it, so it is taken as stored (the encoder's own check
+    after the decode still refuses it)."""
+    if image.format == "PNG" and "exif" not in image.info:
+        return image.size
+    if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+        return image.height, image.width
+    return image.size
+
+
+def _check_output_side(size: tuple[int, int], request: VariantRequest) -> None:
+    """Refuse (422) before any pixel is decoded a variant its format cannot hold."""
+    width, height = _target_size(size, request.width, request.height)
+    limit = MAX_OUTPUT_SIDE[request.fmt]
+    if max(width, height) > limit:
+        raise VariantError(
+            422,
+            f"the variant would be {width}x{height} px and {request.fmt} allows at most"
+            f" {limit} px a side; ask for another format",
+        )
 
 
 def _draft_box(image: Image.Image, target: tuple[int, int]) -> tuple[int, int]:

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from stacks.config_checks import absolute_path, cloudfront_public_key, media_prefix
 from stacks.regions import AWS_REGIONS, LIGHTSAIL_REGIONS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
@@ -91,6 +92,7 @@ def _origin(value: str) -> str:
 
 Region = Annotated[str, AfterValidator(_region)]
 Prefix = Annotated[str, AfterValidator(_prefix)]
+MediaPrefix = Annotated[str, AfterValidator(_prefix), AfterValidator(media_prefix)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 Origin = Annotated[str, AfterValidator(_origin)]
 DomainName = Annotated[
@@ -108,10 +110,10 @@ class _Model(BaseModel):
 class PrefixesConfig(_Model):
     """Top-level key prefixes shared by both topologies (PRODUCT.md, storage key layout)."""
 
-    permanent: list[Prefix] = Field(
+    permanent: list[MediaPrefix] = Field(
         default=["videos/", "images/", "transcripts/", "processed/"], min_length=1
     )
-    temp: Prefix = "temp/"
+    temp: MediaPrefix = "temp/"
 
     @model_validator(mode="after")
     def _no_overlap(self) -> PrefixesConfig:
@@ -158,23 +160,24 @@ class CdnConfig(_Model):
     private_prefixes: list[Prefix] = Field(
         default=[], description="Prefixes served only with CloudFront signed URLs."
     )
-    signing_public_key_pem: str | None = Field(
+    signing_public_key_pem: Annotated[str, AfterValidator(cloudfront_public_key)] | None = Field(
         default=None, description="Public key (PEM) of the key pair that signs private URLs."
     )
     variant_source_prefixes: list[Prefix] = Field(
         default=["images/"],
+        min_length=1,
         description="Prefixes whose originals have image variants; the resizer reads only these.",
     )
-    variant_widths: list[Annotated[int, Field(gt=0, le=8192)]] = [320, 640, 800, 1280, 1920]
-    variant_heights: list[Annotated[int, Field(ge=0, le=8192)]] = Field(
-        default=[0], description="Allowed heights; 0 means 'keep the aspect ratio'."
+    # Each list needs an entry: the CloudFront Function picks from them for every request.
+    variant_widths: list[Annotated[int, Field(gt=0, le=8192)]] = Field(
+        default=[320, 640, 800, 1280, 1920], min_length=1
     )
-    variant_formats: list[Literal["avif", "webp", "jpeg", "png"]] = [
-        "avif",
-        "webp",
-        "jpeg",
-        "png",
-    ]
+    variant_heights: list[Annotated[int, Field(ge=0, le=8192)]] = Field(
+        default=[0], min_length=1, description="Allowed heights; 0 means 'keep the aspect ratio'."
+    )
+    variant_formats: list[Literal["avif", "webp", "jpeg", "png"]] = Field(
+        default=["avif", "webp", "jpeg", "png"], min_length=1
+    )
     jpeg_quality: int = Field(default=82, ge=1, le=100)
     webp_quality: int = Field(default=80, ge=1, le=100)
     avif_quality: int = Field(default=55, ge=1, le=100)
@@ -215,7 +218,9 @@ class LightsailConfig(_Model):
     )
     data_disk_size_gb: int = Field(default=0, ge=0, le=16_384, description="0: no data disk.")
     domain_name: DomainName | None = None
-    storage_root: str = Field(default="/srv/stowage", pattern=r"^/[A-Za-z0-9_./-]*[^/]$")
+    storage_root: Annotated[str, AfterValidator(absolute_path)] = Field(
+        default="/srv/stowage", pattern=r"^/[A-Za-z0-9_./-]*[^/]$"
+    )
     max_upload_mb: int = Field(default=2048, gt=0)
     disk_alert_threshold_percent: int = Field(default=80, gt=0, lt=100)
 

@@ -74,9 +74,17 @@ def replica(example) -> Template:
     return example.template("Replica")
 
 
-SIGNING_PUBLIC_KEY_PEM = (
-    "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n-----END PUBLIC KEY-----"
-)
+# A real RSA 2048-bit public key (the config parses it); its private half was discarded.
+SIGNING_PUBLIC_KEY_PEM = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA3UodRlTrmtzadr07RfTc
+HLY7Fo/JbHaGo3kd9NI5MWPk0S1Pgm5C1eHHf/kOhNJDT8RFx/UhtIY+0gN5q667
+OEbO5QtRLGCm9kHbRHRLQCLf58pw2IlsTpkd+RfAydMT+xpFK/eOLONT3Hpa/uVc
+j089UIGSiPZGpkE55yoHxCXCFpMpHmhAIXwzbFBnUb6zsxhkmD4VeDGu4AlRbv8r
+1UVsIQtssJdTdn0/iF0PwZOHWUBbPIL+gK6RCt2NndYEnMaeAOuv+PleccaYvhn1
+3vSi6Z793nbhmMHrT/hUzkhHwCIFOiBeDEhtFLDl17vS9fVKI87oWFO2PMYW3KYE
+UwIDAQAB
+-----END PUBLIC KEY-----
+"""
 
 
 def private_images_config() -> DeploymentConfig:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.cdk.conftest import example_data, synthesize
+from tests.cdk.conftest import SIGNING_PUBLIC_KEY_PEM, example_data, synthesize
 from tests.cdk.test_storage_stack import only
 
 
@@ -118,8 +118,7 @@ def test_custom_domain_and_private_prefixes(tmp_path):
         "certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/"
         "12345678-1234-1234-1234-123456789012",
         "private_prefixes": ["videos/"],
-        "signing_public_key_pem": "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8A\n"
-        "-----END PUBLIC KEY-----",
+        "signing_public_key_pem": SIGNING_PUBLIC_KEY_PEM,
         "origin_shield_region": "eu-west-1",
     }
     data["replica"] = None

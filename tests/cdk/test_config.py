@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stacks.config import ConfigError, load_config
-from tests.cdk.conftest import ROOT, example_data
+from tests.cdk.conftest import ROOT, SIGNING_PUBLIC_KEY_PEM, example_data
 
 
 def write_config(tmp_path: Path, data: dict | str, name: str = "bad.yaml") -> Path:
@@ -191,9 +191,84 @@ def test_private_prefixes_must_fit_in_cloudfront_behaviours(tmp_path):
     data["prefixes"]["permanent"] = permanent
     data["cdn"] |= {
         "private_prefixes": permanent,
-        "signing_public_key_pem": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+        "signing_public_key_pem": SIGNING_PUBLIC_KEY_PEM,
         "variant_source_prefixes": ["p0/"],
     }
     message = config_error(tmp_path, data)
     assert "would need 33 cache behaviours" in message
     assert "CloudFront allows 25" in message
+
+
+RSA_1024_PEM = """-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCqVDZYrFcalxlaZZCAiyqxh6nf
+mN2adKGHIcK9Ay5Oq76uaSFOXvMLZe0RLx1ZcMdzGzTEQ1keQdga6yr8C3Ht/s2X
+9QSWm/NSUNmBJlKS+bsrSP3nu98tGDnskZQ5LGtaw+tLMqrwH0DE7J/D/yg47c1u
+JdftG59HN9y+ENU6qwIDAQAB
+-----END PUBLIC KEY-----
+"""
+P_256_PEM = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEG6Puf2k7vqluUI5blMYOpQ1WUfnb
+X0GEUD1k8P9lf4ZdcCa7ND+LodicW/qZG4QdLCd8LSbz2DRvTirdDAjzpg==
+-----END PUBLIC KEY-----
+"""
+
+
+def assert_refused(tmp_path, data: dict, field: str, reason: str) -> None:
+    message = config_error(tmp_path, data)
+    assert f"  {field}: " in message, message
+    assert reason in message.split(f"  {field}: ", 1)[1].splitlines()[0], message
+
+
+@pytest.mark.parametrize(
+    "field", ["variant_widths", "variant_heights", "variant_formats", "variant_source_prefixes"]
+)
+def test_empty_variant_lists_are_refused(tmp_path, field):
+    """Empty, the baked CloudFront Function would rewrite to /-Infinityx-Infinity.undefined,
+    or (no source prefix) the resizer would refuse every variant, silently."""
+    data = example_data()
+    data["cdn"][field] = []
+    assert_refused(tmp_path, data, f"cdn.{field}", "at least 1 item")
+
+
+@pytest.mark.parametrize(
+    ("prefixes", "field"),
+    [
+        ({"permanent": ["images/", "variants/"], "temp": "temp/"}, "prefixes.permanent[1]"),
+        ({"permanent": ["img/", "images/"], "temp": "temp/"}, "prefixes.permanent[0]"),
+        ({"permanent": ["images/", "variants/old/"], "temp": "temp/"}, "prefixes.permanent[1]"),
+        ({"permanent": ["images/"], "temp": "img/"}, "prefixes.temp"),
+    ],
+)
+def test_prefixes_may_not_take_the_generated_behaviours(tmp_path, prefixes, field):
+    data = example_data() | {"prefixes": prefixes}
+    assert_refused(tmp_path, data, field, "which the generated")
+
+
+@pytest.mark.parametrize("root", ["/srv/../etc", "/srv/./stowage", "/srv//stowage", "/.."])
+def test_storage_root_must_be_a_plain_absolute_path(tmp_path, root):
+    data = example_data()
+    data["lightsail"]["storage_root"] = root
+    assert_refused(tmp_path, data, "lightsail.storage_root", "not a plain absolute path")
+
+
+@pytest.mark.parametrize(
+    ("pem", "reason"),
+    [
+        ("garbage", "is not a PEM public key"),
+        ("-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----", "not a readable PEM"),
+        (SIGNING_PUBLIC_KEY_PEM[:200] + "\n-----END PUBLIC KEY-----\n", "not a readable PEM"),
+        (RSA_1024_PEM, "RSA 2048-bit or ECDSA P-256 keys only"),
+    ],
+    ids=["garbage", "not-base64-der", "truncated", "rsa-1024"],
+)
+def test_signing_public_key_is_parsed(tmp_path, pem, reason):
+    data = example_data()
+    data["cdn"] |= {"private_prefixes": ["images/"], "signing_public_key_pem": pem}
+    assert_refused(tmp_path, data, "cdn.signing_public_key_pem", reason)
+
+
+@pytest.mark.parametrize("pem", [SIGNING_PUBLIC_KEY_PEM, P_256_PEM], ids=["rsa-2048", "p-256"])
+def test_cloudfront_key_types_are_accepted(tmp_path, pem):
+    data = example_data()
+    data["cdn"] |= {"private_prefixes": ["images/"], "signing_public_key_pem": pem}
+    assert load_config(write_config(tmp_path, data)).cdn.signing_public_key_pem == pem

@@ -140,6 +140,17 @@ def test_oversized_result_is_stored_and_redirected(edge, s3, bucket, miss):
     assert "variants/images/noise.png/1280x0.png" in stored_keys(s3, bucket)
 
 
+def test_oversized_result_redirect_keeps_signed_url_parameters(edge, s3, bucket, miss):
+    """When CloudFront forwards the viewer's signed-URL parameters, the redirect carries them
+    verbatim; with the media cache policy it forwards none (docs/storage-design.md)."""
+    signed = "Expires=2000000000&Signature=Ab~c-d_e%3D&Key-Pair-Id=K2JCJMDEHXQW5F"
+    s3.put_object(Bucket=bucket, Key="images/noise.png", Body=images.noisy_png((1280, 1280)))
+    result = edge.handler(miss("/variants/images/noise.png/1280x0.png", querystring=signed))
+    assert result["status"] == "307"
+    location = result["headers"]["location"][0]["value"]
+    assert location == f"/variants/images/noise.png/1280x0.png?{signed}"
+
+
 def test_internal_errors_do_not_leak(edge, s3, bucket, monkeypatch, miss):
     s3.put_object(Bucket=bucket, Key="images/a.jpg", Body=images.jpeg())
 

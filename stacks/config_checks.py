@@ -1,0 +1,54 @@
+"""Field checks of the deployment config for values that a type or a pattern cannot judge:
+each raises ``ValueError`` with the reason, and ``stacks/config.py`` reports it at its field."""
+
+from __future__ import annotations
+
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+# The CloudFront behaviours the Cdn stack generates for every deployment, and the host's
+# Nginx locations of the same name: a media prefix there would share (and break) them.
+RESERVED_PREFIXES = ("variants/", "img/")
+_PEM_HEADER = "-----BEGIN PUBLIC KEY-----"
+
+
+def media_prefix(value: str) -> str:
+    top = value.split("/", 1)[0] + "/"
+    if top in RESERVED_PREFIXES:
+        raise ValueError(
+            f"{value!r} lies under {top!r}, which the generated /{top}* CloudFront behaviour"
+            " and host location serve; choose another prefix"
+        )
+    return value
+
+
+def absolute_path(value: str) -> str:
+    segments = value.split("/")[1:]
+    if not value.startswith("/") or any(s in ("", ".", "..") for s in segments):
+        raise ValueError(
+            f"{value!r} is not a plain absolute path: it must start with '/' and have no"
+            " empty, '.' or '..' segments (Nginx and the service would resolve it elsewhere)"
+        )
+    return value
+
+
+def cloudfront_public_key(value: str) -> str:
+    """CloudFront takes an X.509 SubjectPublicKeyInfo PEM of an RSA 2048 or ECDSA P-256 key."""
+    text = value.strip()
+    if not text.startswith(_PEM_HEADER):
+        raise ValueError(
+            f"is not a PEM public key: it must start with {_PEM_HEADER!r}"
+            " (openssl rsa -pubout -in private_key.pem)"
+        )
+    try:
+        key = load_pem_public_key(text.encode())
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"is not a readable PEM public key ({exc})") from None
+    rsa_2048 = isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+    p_256 = isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1"
+    if not (rsa_2048 or p_256):
+        raise ValueError(
+            "is a public key CloudFront cannot use: signed URLs take RSA 2048-bit or ECDSA"
+            " P-256 keys only"
+        )
+    return value
