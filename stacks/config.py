@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,8 +22,16 @@ from pydantic import (
     model_validator,
 )
 
-from stacks.config_checks import absolute_path, cloudfront_public_key, media_prefix
-from stacks.regions import AWS_REGIONS, LIGHTSAIL_REGIONS
+from stacks.config_checks import (
+    absolute_path,
+    cloudfront_public_key,
+    key_prefix,
+    media_prefix,
+    region,
+    ssh_cidr,
+    web_origin,
+)
+from stacks.regions import LIGHTSAIL_REGIONS
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -47,54 +54,11 @@ class FieldError(ValueError):
         self.field = field
 
 
-def _region(value: str) -> str:
-    if value not in AWS_REGIONS:
-        raise ValueError(f"{value!r} is not a known AWS region (for example 'eu-west-1')")
-    return value
-
-
-def _prefix(value: str) -> str:
-    if not re.fullmatch(r"(?:[a-z0-9][a-z0-9_-]*/)+", value):
-        raise ValueError(
-            f"{value!r} is not a key prefix: lowercase segments of letters, digits, '-' or '_',"
-            " each ending in '/', with no leading '/'"
-        )
-    return value
-
-
-# The widest ranges SSH may be opened to: a /16 is already 65,536 IPv4 addresses (a whole
-# organisation); an IPv6 /48 is one site. Anything wider is a mistake or the Internet.
-SSH_MIN_PREFIX_LENGTH = {4: 16, 6: 48}
-
-
-def _cidr(value: str) -> str:
-    try:
-        network = ipaddress.ip_network(value, strict=True)
-    except ValueError as exc:
-        raise ValueError(f"{value!r} is not a CIDR block like 203.0.113.0/24 ({exc})") from None
-    shortest = SSH_MIN_PREFIX_LENGTH[network.version]
-    if network.prefixlen < shortest:
-        raise ValueError(
-            f"{value!r} opens SSH to {network.num_addresses:,} addresses; list your own"
-            f" networks, IPv{network.version} prefixes of /{shortest} or longer"
-        )
-    return str(network)
-
-
-def _origin(value: str) -> str:
-    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?", value):
-        raise ValueError(
-            f"{value!r} is not a web origin like https://app.example.com (scheme, host, optional"
-            " port, no path or trailing '/')"
-        )
-    return value
-
-
-Region = Annotated[str, AfterValidator(_region)]
-Prefix = Annotated[str, AfterValidator(_prefix)]
-MediaPrefix = Annotated[str, AfterValidator(_prefix), AfterValidator(media_prefix)]
-Cidr = Annotated[str, AfterValidator(_cidr)]
-Origin = Annotated[str, AfterValidator(_origin)]
+Region = Annotated[str, AfterValidator(region)]
+Prefix = Annotated[str, AfterValidator(key_prefix)]
+MediaPrefix = Annotated[str, AfterValidator(key_prefix), AfterValidator(media_prefix)]
+Cidr = Annotated[str, AfterValidator(ssh_cidr)]
+Origin = Annotated[str, AfterValidator(web_origin)]
 DomainName = Annotated[
     str,
     Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"),

@@ -1,10 +1,14 @@
-"""Field checks of the deployment config for values that a type or a pattern cannot judge:
-each raises ``ValueError`` with the reason, and ``stacks/config.py`` reports it at its field."""
+"""Field checks of the deployment config: each raises ``ValueError`` with the reason, and ``stacks/config.py`` reports it at its field."""
 
 from __future__ import annotations
 
+import ipaddress
+import re
+
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+from stacks.regions import AWS_REGIONS
 
 # The CloudFront behaviours the Cdn stack generates for every deployment, and the host's
 # Nginx locations of the same name: a media prefix there would share (and break) them.
@@ -50,5 +54,48 @@ def cloudfront_public_key(value: str) -> str:
         raise ValueError(
             "is a public key CloudFront cannot use: signed URLs take RSA 2048-bit or ECDSA"
             " P-256 keys only"
+        )
+    return value
+
+
+def region(value: str) -> str:
+    if value not in AWS_REGIONS:
+        raise ValueError(f"{value!r} is not a known AWS region (for example 'eu-west-1')")
+    return value
+
+
+def key_prefix(value: str) -> str:
+    if not re.fullmatch(r"(?:[a-z0-9][a-z0-9_-]*/)+", value):
+        raise ValueError(
+            f"{value!r} is not a key prefix: lowercase segments of letters, digits, '-' or '_',"
+            " each ending in '/', with no leading '/'"
+        )
+    return value
+
+
+# The widest ranges SSH may be opened to: a /16 is already 65,536 IPv4 addresses (a whole
+# organisation); an IPv6 /48 is one site. Anything wider is a mistake or the Internet.
+SSH_MIN_PREFIX_LENGTH = {4: 16, 6: 48}
+
+
+def ssh_cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a CIDR block like 203.0.113.0/24 ({exc})") from None
+    shortest = SSH_MIN_PREFIX_LENGTH[network.version]
+    if network.prefixlen < shortest:
+        raise ValueError(
+            f"{value!r} opens SSH to {network.num_addresses:,} addresses; list your own"
+            f" networks, IPv{network.version} prefixes of /{shortest} or longer"
+        )
+    return str(network)
+
+
+def web_origin(value: str) -> str:
+    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(?::\d{1,5})?", value):
+        raise ValueError(
+            f"{value!r} is not a web origin like https://app.example.com (scheme, host, optional"
+            " port, no path or trailing '/')"
         )
     return value
