@@ -1,4 +1,5 @@
-"""Field checks of the deployment config: each raises ``ValueError`` with the reason, and ``stacks/config.py`` reports it at its field."""
+"""Field checks of the deployment config: each raises ``ValueError`` with the reason, and
+``stacks/config.py`` reports it at its field."""
 
 from __future__ import annotations
 
