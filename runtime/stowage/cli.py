@@ -39,10 +39,12 @@ def duration(text: str) -> timedelta:
     return timedelta(seconds=float(value) * _UNITS[unit or "s"])
 
 
-def _service():
+def _service(settings=None):
     from stowage.service import Stowage
 
-    return Stowage.from_settings(load_settings())
+    settings = settings or load_settings()
+    settings.require_local_root()
+    return Stowage.from_settings(settings)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -54,7 +56,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = load_settings()
     settings.require_service_secrets()
     logs.configure(settings.log_level)
-    app = create_app(settings=settings)
+    # Built here, not in the app's lifespan, so a catalog or root that cannot be opened is
+    # one line and an exit status, not uvicorn's "Application startup failed" traceback.
+    app = create_app(service=_service(settings))
     config = {
         "log_config": None,
         "access_log": False,

@@ -6,6 +6,7 @@ can switch without renaming. Contradictory settings stop start-up with one clear
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,10 @@ class StorageMode(StrEnum):
 
 def _env(name: str, *aliases: str) -> AliasChoices:
     return AliasChoices(f"STOWAGE_{name}", *aliases)
+
+
+# DynamoDB's own rule for table names.
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
 
 
 class SettingsError(Exception):
@@ -128,6 +133,15 @@ class Settings(BaseSettings):
             problems.append("STOWAGE_STORAGE_MODE=hybrid needs STOWAGE_HYBRID_S3_PERCENT (0-100)")
         if self.catalog_url and not self.catalog_url.startswith(("sqlite:///", "dynamodb://")):
             problems.append("STOWAGE_CATALOG_URL must be sqlite:///PATH or dynamodb://TABLE")
+        elif self.catalog_url == "sqlite:///":
+            problems.append("STOWAGE_CATALOG_URL=sqlite:/// needs a file path")
+        elif self.catalog_url and self.catalog_url.startswith("dynamodb://"):
+            table = self.catalog_url.removeprefix("dynamodb://")
+            if not _TABLE_NAME.fullmatch(table):
+                problems.append(
+                    f"STOWAGE_CATALOG_URL={self.catalog_url}: the table name must be 3-255"
+                    " letters, digits, '_', '-' or '.' (dynamodb://TABLE)"
+                )
         cloudfront = (
             self.cloudfront_domain,
             self.cloudfront_key_pair_id,
@@ -148,6 +162,19 @@ class Settings(BaseSettings):
             self.catalog_url
             or f"sqlite:///{(self.local_root / '.stowage' / 'catalog.db').resolve()}"
         )
+
+    def require_local_root(self) -> None:
+        """Create the local root (spool, SQLite catalog, local media live there) or stop
+        with the setting's name, not a traceback from deep in the start-up."""
+        try:
+            self.local_root.mkdir(parents=True, exist_ok=True)
+            if not self.local_root.is_dir():
+                raise NotADirectoryError(0, "not a directory")
+        except OSError as exc:
+            raise SettingsError(
+                f"invalid settings: STOWAGE_LOCAL_ROOT={self.local_root} cannot be created"
+                f" ({exc.strerror or exc})"
+            ) from None
 
     def require_service_secrets(self) -> None:
         """The HTTP service refuses to start without tokens and a signing secret."""

@@ -86,7 +86,9 @@ def render_site(
     once certbot has a certificate.
     """
     secret_file = prefix / "stowage-secure-link.conf"
+    role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
     variables = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text()) | {
+        "__nginx_error_pages": role_vars["__nginx_error_pages"],
         "nginx_secure_link_secret": secret,
         "nginx_secure_link_secret_file": secret_file,
         "nginx_upstream_socket": socket,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from stowage.api.guard import Guard
 from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
 from stowage.api.routes import files, health, multipart, uploads
-from stowage.errors import StowageError
+from stowage.errors import DiskFull, StowageError
 from stowage.service import Stowage
 from stowage.settings import Settings, load_settings
 from stowage.stats import HostStatsCollector
@@ -111,6 +112,13 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
     async def missing(request: Request, exc: FileNotFoundError) -> JSONResponse:
         request.app.state.metrics.failed("not_found")
         return error(404, "not_found", "no such object")
+
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, exc: OSError) -> JSONResponse:
+        # ENOSPC can surface from any write on the upload path (spool, catalog, temp files).
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return await stowage_error(request, DiskFull("no space left on the media filesystem"))
+        return await unexpected(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -89,12 +89,30 @@ def encode_cursor(position: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> Any:
+MAX_CURSOR_CHARS = 2048
+
+
+def decode_cursor(cursor: str, *shape: type | tuple[type, ...]) -> list[Any]:
+    """The list ``encode_cursor`` made, checked against ``shape`` (one type per element):
+    anything else a client sends is a BadRequest, never an error deeper in the catalog."""
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError
         padded = cursor + "=" * (-len(cursor) % 4)
-        return json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (ValueError, UnicodeDecodeError):
+        position = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, UnicodeError, RecursionError):
         raise BadRequest("malformed cursor") from None
+    if (
+        not isinstance(position, list)
+        or len(position) != len(shape)
+        # bool is an int to isinstance; no cursor holds one
+        or any(
+            isinstance(v, bool) or not isinstance(v, t)
+            for v, t in zip(position, shape, strict=True)
+        )
+    ):
+        raise BadRequest("malformed cursor")
+    return position
 
 
 class Catalog(ABC):

@@ -25,7 +25,7 @@ from stowage.catalog.base import (
     session_from_json,
     session_to_json,
 )
-from stowage.errors import Conflict, NotFound
+from stowage.errors import BadRequest, Conflict, NotFound
 from stowage.keys import KIND_PREFIX, PERMANENT_PREFIXES, TEMP_PREFIX, top_prefix
 
 BY_PREFIX = "ByPrefix"
@@ -210,8 +210,7 @@ class DynamoCatalog(Catalog):
     def list(self, *, prefix="", is_temp=None, limit=100, cursor=None):
         # Position: index into the top prefixes this listing spans, and DynamoDB's key.
         tops = [p for p in TOP_PREFIXES if p.startswith(prefix) or prefix.startswith(p)]
-        position = decode_cursor(cursor) if cursor else [0, None]
-        index, start_key = position
+        index, start_key = _position(cursor, tops) if cursor else (0, None)
         records: list[Record] = []
         while index < len(tops) and len(records) < limit:
             condition = Key("prefix").eq(tops[index])
@@ -324,6 +323,22 @@ class DynamoCatalog(Catalog):
     def sessions(self) -> Iterator[MultipartSession]:
         for item in self._scan(FilterExpression=Attr("id").begins_with(SESSION)):
             yield session_from_json(json.loads(item["body"]))
+
+
+def _position(cursor: str, tops: list[str]) -> tuple[int, dict[str, str] | None]:
+    """A list cursor's (index into ``tops``, DynamoDB start key), each checked: DynamoDB
+    would answer a foreign start key with a ValidationException, a 5xx to the client."""
+    index, start_key = decode_cursor(cursor, int, (dict, type(None)))
+    if not 0 <= index <= len(tops):
+        raise BadRequest("malformed cursor")
+    if start_key is not None and not (
+        index < len(tops)
+        and set(start_key) == {"id", "prefix", "created"}
+        and all(isinstance(v, str) and v for v in start_key.values())
+        and start_key["prefix"] == tops[index]
+    ):
+        raise BadRequest("malformed cursor")
+    return index, start_key
 
 
 def _plain(value: Any) -> Any:

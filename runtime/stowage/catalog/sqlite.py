@@ -19,7 +19,7 @@ from stowage.catalog.base import (
     session_from_json,
     session_to_json,
 )
-from stowage.errors import Conflict, NotFound
+from stowage.errors import Conflict, DiskFull, NotFound
 from stowage.keys import top_prefix
 
 _SCHEMA = """
@@ -85,6 +85,13 @@ def _row(record: Record) -> tuple:
     )
 
 
+def _full(exc: sqlite3.Error) -> DiskFull | None:
+    """The contract's 507 for "database or disk is full" (the row is not written)."""
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return DiskFull("no space left for the catalog on the media filesystem")
+    return None
+
+
 class SqliteCatalog(Catalog):
     def __init__(self, path: Path) -> None:
         path = Path(path)
@@ -107,6 +114,8 @@ class SqliteCatalog(Catalog):
                 return self._db.execute(sql, params).rowcount
             except sqlite3.IntegrityError as exc:
                 raise Conflict(f"catalog already holds that id or key ({exc})") from None
+            except sqlite3.OperationalError as exc:
+                raise (_full(exc) or exc) from None
 
     def add(self, record: Record) -> None:
         self._write(_INSERT, _row(record))
@@ -153,7 +162,7 @@ class SqliteCatalog(Catalog):
             where.append("is_temp = ?")
             params.append(int(is_temp))
         if cursor:
-            created_at, record_id = decode_cursor(cursor)
+            created_at, record_id = decode_cursor(cursor, str, str)
             where.append("(created_at, id) > (?, ?)")
             params += [created_at, record_id]
         rows = self._query(
@@ -224,12 +233,16 @@ class SqliteCatalog(Catalog):
                 if not ended.rowcount:
                     raise Conflict(f"multipart upload {record.id} was already ended")
                 self._db.execute(_INSERT, _row(record))
+                self._db.execute("COMMIT")
             except BaseException as exc:
-                self._db.execute("ROLLBACK")
+                # SQLite may already have rolled back on its own (a full disk can do that).
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.IntegrityError):
                     raise Conflict(f"catalog already holds id {record.id} or its key") from None
+                if isinstance(exc, sqlite3.OperationalError) and _full(exc):
+                    raise _full(exc) from None
                 raise
-            self._db.execute("COMMIT")
 
     def sessions(self) -> Iterator[MultipartSession]:
         for row in self._query("SELECT id FROM multipart ORDER BY id"):
