@@ -65,6 +65,14 @@ def _options(args: argparse.Namespace) -> Options:
         raise UsageError(str(exc)) from None
 
 
+def _stored_options(run, quiet: bool) -> Options:
+    """A run's options as recorded (older versions recorded some that are refused now)."""
+    try:
+        return Options(**run.options, quiet=quiet)
+    except ValueError as exc:
+        raise UsageError(f"run {run.id}: {exc}") from None
+
+
 def _existing_manifest(args: argparse.Namespace, run_id: str) -> Manifest:
     # A run id names a file in the state directory: never a path.
     if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}", run_id):
@@ -119,7 +127,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         run = manifest.run()
         if (run.source, run.destination) != (args.source, args.destination):
             raise UsageError(f"run {args.resume} moved {run.source} -> {run.destination}")
-        options = Options(**run.options, quiet=args.quiet)
+        options = _stored_options(run, args.quiet)
         migration = Migration(manifest, source, destination, options)
         changed = migration.stale_copies(manifest.entries(VERIFIED))
         entries = manifest.entries(PLANNED, FAILED)
@@ -251,7 +259,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         manifest,
         open_location(run.source),
         open_location(run.destination),
-        Options(**run.options, quiet=args.quiet),
+        _stored_options(run, args.quiet),
     )
     result = rollback(migration)
     _write_report(args, {"run_id": run.id, "rolled_back": result.__dict__})
