@@ -28,6 +28,8 @@ from stowage.migrate.cli import UsageError, add_commands
 from stowage.settings import SettingsError, load_settings
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# Far beyond any expiry or age anyone means, and far inside what datetime arithmetic holds.
+MAX_DURATION = timedelta(days=36500)
 
 
 def duration(text: str) -> timedelta:
@@ -36,7 +38,28 @@ def duration(text: str) -> timedelta:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a duration like 24h, 30m or 7d")
     value, unit = match.groups()
-    return timedelta(seconds=float(value) * _UNITS[unit or "s"])
+    seconds = float(value) * _UNITS[unit or "s"]
+    if seconds > MAX_DURATION.total_seconds():
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
+
+
+def percentage(text: str) -> float:
+    """A threshold in percent, 0 to 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage from 0 to 100")
+    return value
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad arguments are one line naming the argument, exit 2 (no usage dump)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}\n")
 
 
 def _service(settings=None):
@@ -160,7 +183,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="stowage", description=__doc__.splitlines()[0])
+    root = Parser(prog="stowage", description=__doc__.splitlines()[0])
     root.add_argument("--version", action="version", version=f"stowage {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -177,7 +200,7 @@ def parser() -> argparse.ArgumentParser:
     cleanup.set_defaults(run=cmd_cleanup)
 
     disk = commands.add_parser("disk-check", help="exit 1 when the media disk is too full")
-    disk.add_argument("--threshold", type=float, default=80, help="percent used that alerts")
+    disk.add_argument("--threshold", type=percentage, default=80, help="percent used that alerts")
     disk.add_argument("--path", help="filesystem to check (default: STOWAGE_LOCAL_ROOT)")
     disk.add_argument(
         "--webhook", help="POST a JSON alert here (default: STOWAGE_DISK_ALERT_WEBHOOK)"

@@ -156,3 +156,55 @@ def test_progress_time_left_is_not_wrapped_at_24_hours():
     line = progress.line()
     assert "1/2 objects" in line
     assert "ETA 71:59:" in line
+
+
+# --- review F12: bad arguments are one line naming the argument, exit 2 -----------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (("cleanup", "--older-than", "99999999d"), "--older-than"),
+        (("cleanup", "--older-than", "99999999999999999999d"), "--older-than"),
+        (("sign-url", "images/a.png", "--expires", "99999999999999999h"), "--expires"),
+        (("disk-check", "--threshold", "200"), "--threshold"),
+        (("disk-check", "--threshold", "-5"), "--threshold"),
+        (("disk-check", "--threshold", "nan"), "--threshold"),
+        (("migrate", "src", "dst", "--workers", "0"), "--workers"),
+        (("migrate", "src", "dst", "--workers", "0", "--dry-run"), "--workers"),
+        (("status", "../x"), "run id"),
+        (("rollback", "../x"), "run id"),
+        (("migrate", "src", "dst", "--resume", "../x"), "run id"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_2(tmp_path, args, named):
+    env = {
+        **os.environ,
+        "STOWAGE_LOCAL_ROOT": str(tmp_path / "media"),
+        "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs"),
+    }
+    (tmp_path / "src" / "images").mkdir(parents=True)
+    (tmp_path / "src" / "images" / "a.png").write_bytes(image_bytes())
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "x.sqlite").write_bytes(b"not a manifest")  # where runs/../x would lead
+    result = stowage_cli(env, *args, check=False, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert named in result.stderr
+    assert not (tmp_path / "dst").exists()
+
+
+def test_an_unsupported_catalog_url_is_refused_before_anything_is_copied(tmp_path):
+    (tmp_path / "src" / "images").mkdir(parents=True)
+    (tmp_path / "src" / "images" / "a.png").write_bytes(image_bytes())
+    result = stowage_cli(
+        {**os.environ, "STOWAGE_MIGRATION_DIR": str(tmp_path / "runs")},
+        *("migrate", "src", "dst", "--catalog", "mysql://x", "--quiet"),
+        check=False,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "--catalog 'mysql://x'" in result.stderr
+    assert not (tmp_path / "dst").exists()
+    assert not (tmp_path / "runs").exists()

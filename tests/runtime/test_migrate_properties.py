@@ -7,7 +7,8 @@ options (``--overwrite``, ``--normalize-names nfc``, ``--delete-source``), and a
 The run is killed, resumed, verified and rolled back, in both directions against moto's
 S3 server; the invariants are the migration promises:
 
-- after the resume, every source name is verified at the destination or reported;
+- after the resume, every source name is verified at the destination or reported, even one
+  that changed between the kill and the resume (its stale copy is replaced);
 - nothing the run did not write changed (conflicts, unrelated objects, the source);
 - a killed run's status is ``interrupted``; the resume leaves no debris;
 - rollback restores the destination and the source exactly (S3: the same version ids).
@@ -119,6 +120,7 @@ def scenarios(draw, direction: str):
         "delete_source": normalize == "none" and draw(st.booleans()),
         "kill_at": draw(st.integers(0, 6)),
         "after_write": draw(st.booleans()),
+        "change_after_kill": draw(st.booleans()),
     }
 
 
@@ -215,7 +217,17 @@ def run_scenario(case: dict, source: Side, destination: Side, state: Path) -> No
     manifest = Manifest(state / "run.sqlite")
     if killed:
         assert manifest.run().status == "interrupted"
+        if case["change_after_kill"]:
+            # A source object already verified changes before the resume (same size: only
+            # its modification time or version id tells).
+            for entry in manifest.entries(VERIFIED):
+                if not entry.source_deleted:
+                    case["source"][entry.name] = content(entry.name, b"changed")
+                    source.put(entry.name, case["source"][entry.name])
+                    source_before = source.photo()
+                    break
     resumed = Migration(manifest, source.backend, destination.backend, options)
+    resumed.stale_copies(manifest.entries(VERIFIED))
     resumed.run(manifest.entries(PLANNED, FAILED))
 
     # Every source name is verified at the destination, or reported.

@@ -10,7 +10,15 @@ import sys
 from pathlib import Path
 
 from stowage.errors import EXIT_INTERRUPTED, EXIT_LEFT_BEHIND, EXIT_OK, NotFound
-from stowage.migrate.manifest import COPY, FAILED, LEFT_BEHIND, OVERWRITE, PLANNED, Manifest
+from stowage.migrate.manifest import (
+    COPY,
+    FAILED,
+    LEFT_BEHIND,
+    OVERWRITE,
+    PLANNED,
+    VERIFIED,
+    Manifest,
+)
 from stowage.migrate.plan import NORMALIZE_POLICIES, Options
 
 
@@ -25,6 +33,13 @@ def size(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size like 50M or 1G")
     value, unit = match.groups()
     return int(float(value) * 1024 ** "_KMG".index(unit.upper() or "_"))
+
+
+def workers(text: str) -> int:
+    """Parallel transfers: a whole number from 1 to 256."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of workers from 1 to 256")
+    return int(text)
 
 
 def _state_dir(args: argparse.Namespace) -> Path:
@@ -50,7 +65,18 @@ def _options(args: argparse.Namespace) -> Options:
         raise UsageError(str(exc)) from None
 
 
+def _stored_options(run, quiet: bool) -> Options:
+    """A run's options as recorded (older versions recorded some that are refused now)."""
+    try:
+        return Options(**run.options, quiet=quiet)
+    except ValueError as exc:
+        raise UsageError(f"run {run.id}: {exc}") from None
+
+
 def _existing_manifest(args: argparse.Namespace, run_id: str) -> Manifest:
+    # A run id names a file in the state directory: never a path.
+    if not re.fullmatch(r"[0-9A-Za-z][0-9A-Za-z_-]{0,63}", run_id):
+        raise UsageError(f"run id {run_id!r} is not a run id (like 20261121T142115123Z-1a2b3c)")
     path = _state_dir(args) / f"{run_id}.sqlite"
     if not path.exists():
         raise NotFound(f"no run {run_id} in {_state_dir(args)}")
@@ -90,25 +116,29 @@ def _plan_report(entries, options: Options) -> dict:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from stowage.migrate.engine import Interrupted, Migration
-    from stowage.migrate.locations import open_location
+    from stowage.migrate.locations import key_prefix, open_location, refuse_nesting
     from stowage.migrate.plan import new_run_id, plan
 
     source, destination = open_location(args.source), open_location(args.destination)
+    refuse_nesting(args.source, args.destination)
     source.check_location()
     if args.resume:
         manifest = _existing_manifest(args, args.resume)
         run = manifest.run()
         if (run.source, run.destination) != (args.source, args.destination):
             raise UsageError(f"run {args.resume} moved {run.source} -> {run.destination}")
-        options = Options(**run.options, quiet=args.quiet)
+        options = _stored_options(run, args.quiet)
         migration = Migration(manifest, source, destination, options)
+        changed = migration.stale_copies(manifest.entries(VERIFIED))
         entries = manifest.entries(PLANNED, FAILED)
         _say(args, f"resuming {args.resume}: {len(entries)} objects left")
+        for entry in changed:
+            _say(args, f"changed at the source since it was copied: {entry.key}")
     else:
         options = _options(args)
         destination.check_location(as_destination=True)
         migration = Migration(None, source, destination, options)
-        entries = plan(source, destination, options)
+        entries = plan(source, destination, options, key_prefix(args.destination))
         if args.dry_run:
             return _dry_run(args, entries, options)
         run_id = new_run_id()
@@ -229,7 +259,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         manifest,
         open_location(run.source),
         open_location(run.destination),
-        Options(**run.options, quiet=args.quiet),
+        _stored_options(run, args.quiet),
     )
     result = rollback(migration)
     _write_report(args, {"run_id": run.id, "rolled_back": result.__dict__})
@@ -240,6 +270,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f" {result.catalog_restored} catalog entries restored,"
         f" {len(result.changed_since)} changed since the run (left alone)"
     )
+    for item in result.debris_removed:
+        print(f"removed the run's debris: {item}", file=sys.stderr)
     for key in result.changed_since:
         print(f"changed since the run, left alone: {key}", file=sys.stderr)
     for path in result.kept_backups:
@@ -252,7 +284,7 @@ def _add_selection(command: argparse.ArgumentParser) -> None:
     command.add_argument("destination", help="s3://bucket/prefix or a local directory")
     command.add_argument("--include", action="append", metavar="GLOB", help="keys to take")
     command.add_argument("--exclude", action="append", metavar="GLOB", help="keys to leave")
-    command.add_argument("--workers", type=int, default=8, help="parallel transfers (8)")
+    command.add_argument("--workers", type=workers, default=8, help="parallel transfers (8)")
     command.add_argument(
         "--normalize-names",
         choices=NORMALIZE_POLICIES,

@@ -17,6 +17,7 @@ import logging
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 from stowage.backends import Backend
@@ -204,6 +205,28 @@ class Migration:
             raise StowageError(f"{entry.key} changed during the copy; rerun to copy it again")
         return info
 
+    def stale_copies(self, verified: list[Entry]) -> list[Entry]:
+        """Verified entries whose source has changed since it was copied, planned again so a
+        resumed run neither counts nor keeps a stale copy. Checked by the source's metadata
+        (size, modification time, version id), not by reading it."""
+        stale = []
+        for entry in verified:
+            if entry.source_deleted:
+                continue
+            try:
+                src = self.source.head_listed(entry.name)
+            except FileNotFoundError:
+                continue
+            if _same_source(entry, src):
+                continue
+            log.info("source %s changed since it was verified; copying it again", entry.key)
+            entry.state, entry.src_sha256 = PLANNED, None
+            entry.size, entry.src_version = src.size, src.version_id
+            entry.src_modified = src.modified.isoformat()
+            self.manifest.save(entry)
+            stale.append(entry)
+        return stale
+
     @staticmethod
     def _note_changes(entry: Entry, src: ObjectInfo) -> None:
         """A source object that changed since planning is planned again from what is read now."""
@@ -286,3 +309,14 @@ class Migration:
 
             self._catalog = open_catalog(self.options.catalog_url)
         return self._catalog
+
+
+def _same_source(entry: Entry, src: ObjectInfo) -> bool:
+    """A listing and a HEAD disagree below the millisecond and on whether they name a version;
+    neither difference is a change."""
+    if src.size != entry.size or not entry.src_modified:
+        return src.size == entry.size and not entry.src_modified
+    if entry.src_version and src.version_id and entry.src_version != src.version_id:
+        return False
+    recorded = datetime.fromisoformat(entry.src_modified)
+    return int(recorded.timestamp() * 1000) == int(src.modified.timestamp() * 1000)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from stowage.backends.base import Backend, ObjectInfo, Unlisted
+from stowage.errors import InvalidKey
+from stowage.keys import validate_key
 from stowage.migrate.attributes import parse_cache_rules
 from stowage.migrate.manifest import CONFLICT, COPY, INVALID, OVERWRITE, SKIP, SKIPPED, Entry
 
@@ -41,6 +44,14 @@ class Options:
         if self.delete_source and self.normalize_names != "none":
             # A rollback could only write the source back under its normalized name.
             raise ValueError("--delete-source cannot be combined with --normalize-names")
+        if self.workers < 1:
+            raise ValueError("--workers must be at least 1")
+        if self.catalog_url is not None and not re.fullmatch(
+            r"sqlite:///.+|dynamodb://[A-Za-z0-9_.-]{3,255}", self.catalog_url
+        ):
+            raise ValueError(
+                f"--catalog {self.catalog_url!r}: expected sqlite:///PATH or dynamodb://TABLE"
+            )
         self.cache_rules = parse_cache_rules(self.cache_control)
 
     def selects(self, key: str) -> bool:
@@ -58,8 +69,11 @@ def new_run_id() -> str:
     return f"{now:%Y%m%dT%H%M%S}{now.microsecond // 1000:03d}Z-{secrets.token_hex(3)}"
 
 
-def plan(source: Backend, destination: Backend, options: Options) -> list[Entry]:
-    """One entry per selected source name, in key order."""
+def plan(
+    source: Backend, destination: Backend, options: Options, key_prefix: str = ""
+) -> list[Entry]:
+    """One entry per selected source name, in key order. ``key_prefix`` is what the
+    destination puts before each key: the whole key must be valid there too."""
     wanted = {}
     entries: list[Entry] = []
     for found in source.scan(""):
@@ -71,6 +85,13 @@ def plan(source: Backend, destination: Backend, options: Options) -> list[Entry]
             entries.append(entry)
             wanted.setdefault(entry.key, []).append(entry)
     _collisions(wanted)
+    for entry in entries:
+        if entry.action == COPY and key_prefix:
+            try:
+                validate_key(key_prefix + entry.key)
+            except InvalidKey as exc:
+                entry.action, entry.state = CONFLICT, SKIPPED
+                entry.reason = f"the destination key {key_prefix}{entry.key} is invalid: {exc}"
     for key, reason in destination.cannot_hold(sorted(wanted)).items():
         for entry in wanted[key]:
             if entry.action == COPY:

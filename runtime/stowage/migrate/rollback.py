@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stowage.backends.base import CHANGED_SINCE, ChunkReader
 from stowage.errors import StowageError
 from stowage.migrate.engine import Migration
-from stowage.migrate.manifest import ROLLED_BACK, Entry
+from stowage.migrate.manifest import COPY, OVERWRITE, ROLLED_BACK, Entry
 
 
 @dataclass
@@ -25,6 +25,7 @@ class RollbackReport:
     catalog_restored: int = 0
     changed_since: list[str] = field(default_factory=list)
     kept_backups: list[str] = field(default_factory=list)
+    debris_removed: list[str] = field(default_factory=list)
 
 
 def rollback(migration: Migration) -> RollbackReport:
@@ -32,6 +33,12 @@ def rollback(migration: Migration) -> RollbackReport:
     manifest = migration.manifest
     manifest.acquire()
     try:
+        # What the run's killed processes left half-written (spool files named by their pids,
+        # open multipart uploads to its keys) is its own write too; nobody else's is touched.
+        report.debris_removed = migration.destination.discard_debris(
+            pids=manifest.run().pids[:-1],
+            keys={e.key for e in manifest.entries() if e.action in (COPY, OVERWRITE)},
+        )
         for entry in manifest.entries():
             if entry.state != ROLLED_BACK and _undo(migration, entry, report):
                 entry.state = ROLLED_BACK
