@@ -3,16 +3,22 @@ key (the image-URL function folds them into the variant URI)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from stacks.config import parse_config
 from tests.cdk.conftest import (
+    ROOT,
     SIGNING_PUBLIC_KEY_PEM,
     Synthesized,
     example_data,
     first_matching_behaviour,
     synthesize,
 )
+from tests.cdk.test_nag import violations
 
 PATHS = ["/img/images/a.jpg", "/img/other/a.jpg", "/variants/images/a.jpg/800x0.webp"]
 
@@ -91,3 +97,19 @@ def test_hints_stay_out_of_the_cache_key(example, hints, setting):
         assert key["HeadersConfig"] == {"HeaderBehavior": "none"}
         assert key["QueryStringsConfig"] == {"QueryStringBehavior": "none"}
         assert key["CookiesConfig"] == {"CookieBehavior": "none"}
+
+
+def test_hints_deployment_passes_nag_and_cfn_lint(hints):
+    report = hints.outdir / "validation-report.json"
+    if report.exists():
+        assert violations(hints.outdir) == []
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--format", "parseable", str(hints.outdir / "Cdn.template.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
