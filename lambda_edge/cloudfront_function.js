@@ -7,8 +7,10 @@
 // path that percent-encodes an unreserved character (/img/%69mages/...) is refused, because
 // S3 and the resizer would decode it into a prefix another behaviour guards.
 //
-// The width (and height) snap to the allowlist so the cache key stays small; without fmt the
-// format comes from Accept (AVIF > WebP > JPEG). Malformed input gets 400. The allowlist is
+// The width (and height) snap to the allowlist so the cache key stays small; without w the
+// width comes from client hints, without fmt the format from Accept's q-values (ties: AVIF >
+// WebP > JPEG > PNG). Hints never enter the cache key: only the rewritten URI does. Malformed
+// input gets 400. The allowlist is
 // written into this file at synth from the deployment config (STOWAGE_CONFIG below).
 var STOWAGE_CONFIG = __STOWAGE_CONFIG__;
 
@@ -68,15 +70,123 @@ function number(param) {
     return parseInt(param.value, 10);
 }
 
-function pickFormat(request, allowed) {
-    var accept = request.headers.accept ? request.headers.accept.value : '';
-    var order = ['avif', 'webp'];
-    for (var i = 0; i < order.length; i++) {
-        if (allowed.indexOf(order[i]) !== -1 && accept.indexOf('image/' + order[i]) !== -1) {
-            return order[i];
+// Server preference when q-values tie; the fallback when no allowed format is acceptable.
+var PREFERENCE = ['avif', 'webp', 'jpeg', 'png'];
+var FALLBACK = ['jpeg', 'png', 'webp', 'avif'];
+var MODERN = ['avif', 'webp'];
+var TOKEN = "[a-z0-9!#$%&'*+.^_`|~-]+";
+var MEDIA_RANGE = new RegExp('^(' + TOKEN + ')/(' + TOKEN + ')$', 'i');
+var PARAM = new RegExp('^' + TOKEN + '=(?:' + TOKEN + '|"[^"]*")$', 'i');
+var QVALUE = /^q=(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)$/i;
+// A viewer can send a header of several kilobytes: only so many ranges and parameters count.
+var MAX_RANGES = 64;
+var MAX_PARAMS = 8;
+
+function headerValue(request, name) {
+    var header = request.headers[name];
+    if (!header) {
+        return '';
+    }
+    if (header.multiValue) {
+        return header.multiValue.slice(0, MAX_RANGES).map(function (v) { return v.value; }).join(',');
+    }
+    return header.value;
+}
+
+// Each format's weight from Accept (RFC 9110 12.5.1): the most specific matching range wins,
+// the lowest q among equally specific ones; media-type parameters are ignored; a malformed
+// range is skipped. null when the header has no valid range (as if it were absent). AVIF and
+// WebP count only when named: browsers without them send image/* and */* too.
+function weights(accept) {
+    var found = {};
+    var any = false;
+    var ranges = accept.split(',', MAX_RANGES);
+    for (var i = 0; i < ranges.length; i++) {
+        var parts = ranges[i].split(';', MAX_PARAMS + 1);
+        var range = MEDIA_RANGE.exec(parts[0].trim());
+        if (!range || parts.length > MAX_PARAMS || (range[1] === '*' && range[2] !== '*')) {
+            continue;
+        }
+        var q = 1;
+        var valid = true;
+        for (var j = 1; j < parts.length && valid; j++) {
+            var param = parts[j].trim();
+            if (QVALUE.test(param)) {
+                q = parseFloat(param.substring(2));
+            } else {
+                valid = PARAM.test(param) && !/^q=/i.test(param);
+            }
+        }
+        if (!valid) {
+            continue;
+        }
+        any = true;
+        var type = range[1].toLowerCase();
+        var subtype = range[2].toLowerCase();
+        var specificity = type === '*' ? 1 : (subtype === '*' ? 2 : 3);
+        for (var k = 0; k < PREFERENCE.length; k++) {
+            var format = PREFERENCE[k];
+            if ((specificity === 3 && (type !== 'image' || subtype !== format)) ||
+                (specificity === 2 && type !== 'image') ||
+                (specificity < 3 && MODERN.indexOf(format) !== -1)) {
+                continue;
+            }
+            var seen = found[format];
+            if (!seen || specificity > seen.s || (specificity === seen.s && q < seen.q)) {
+                found[format] = { s: specificity, q: q };
+            }
         }
     }
-    return allowed.indexOf('jpeg') !== -1 ? 'jpeg' : allowed[0];
+    return any ? found : null;
+}
+
+function pickFormat(request, allowed) {
+    var found = weights(headerValue(request, 'accept'));
+    var best = null;
+    var bestQ = 0;
+    for (var i = 0; i < PREFERENCE.length; i++) {
+        var format = PREFERENCE[i];
+        var q = found === null ? (MODERN.indexOf(format) === -1 ? 1 : 0) :
+            (found[format] ? found[format].q : 0);
+        if (allowed.indexOf(format) !== -1 && q > bestQ) {
+            best = format;
+            bestQ = q;
+        }
+    }
+    if (best !== null) {
+        return best;
+    }
+    // Nothing allowed is acceptable: answer in the most widely understood format (RFC 9110
+    // lets a server disregard Accept rather than answer 406).
+    return FALLBACK.filter(function (f) { return allowed.indexOf(f) !== -1; })[0];
+}
+
+function hint(request, names, pattern, max) {
+    for (var i = 0; i < names.length; i++) {
+        var value = headerValue(request, names[i]).trim();
+        if (pattern.test(value)) {
+            var n = parseFloat(value);
+            return n > 0 && n <= max ? n : null;
+        }
+    }
+    return null;
+}
+
+// The width a browser's client hints ask for, in device pixels, or null. Sec-CH-Width is
+// already in device pixels; a viewport width is in CSS pixels and is scaled by the DPR.
+function hintedWidth(request) {
+    var INTEGER = /^[0-9]{1,5}$/;
+    var width = hint(request, ['sec-ch-width', 'width'], INTEGER, 99999);
+    if (width !== null) {
+        return Math.ceil(width);
+    }
+    var viewport = hint(request, ['sec-ch-viewport-width', 'viewport-width'], INTEGER, 99999);
+    if (viewport === null) {
+        return null;
+    }
+    var dpr = hint(request, ['sec-ch-dpr', 'dpr'], /^[0-9]{1,2}(?:\.[0-9]{1,3})?$/, 8);
+    // Less a hair, so 400 x 1.1 (440.00000000000006 in binary) is 440.
+    return Math.ceil(viewport * (dpr === null ? 1 : dpr) - 1e-6);
 }
 
 function handler(event) {
@@ -93,6 +203,9 @@ function handler(event) {
     }
     var query = request.querystring;
     var width = number(query.w);
+    if (width === null) {
+        width = hintedWidth(request);
+    }
     if (width === null || isNaN(width) || width <= 0) {
         return badRequest('w must be a positive whole number of pixels');
     }

@@ -35,6 +35,8 @@ _PRICE_CLASSES = {
     "PriceClass_All": cloudfront.PriceClass.PRICE_CLASS_ALL,
 }
 MEDIA_CSP = "default-src 'none'; sandbox"
+# What the image-URL function reads to choose a width when /img/ has no w.
+ACCEPT_CH = "Sec-CH-Width, Sec-CH-DPR, Sec-CH-Viewport-Width"
 _DENY_CODE = """function handler(event) {
     return { statusCode: 404, statusDescription: 'Not Found' };
 }"""
@@ -91,12 +93,10 @@ class CdnStack(Stack):
             enable_accept_encoding_gzip=False,
             enable_accept_encoding_brotli=False,
         )
-        headers = cloudfront.ResponseHeadersPolicy(
-            self,
-            "ResponseHeaders",
-            comment="Security headers and CORS for the configured origins.",
+
+        media_headers = {
             # Media is never a document: even a polyglot opened in a tab runs no script.
-            security_headers_behavior=cloudfront.ResponseSecurityHeadersBehavior(
+            "security_headers_behavior": cloudfront.ResponseSecurityHeadersBehavior(
                 content_type_options=cloudfront.ResponseHeadersContentTypeOptions(override=True),
                 content_security_policy=cloudfront.ResponseHeadersContentSecurityPolicy(
                     content_security_policy=MEDIA_CSP, override=True
@@ -114,7 +114,7 @@ class CdnStack(Stack):
                     override=True,
                 ),
             ),
-            cors_behavior=cloudfront.ResponseHeadersCorsBehavior(
+            "cors_behavior": cloudfront.ResponseHeadersCorsBehavior(
                 access_control_allow_credentials=False,
                 access_control_allow_headers=["Range"],
                 access_control_allow_methods=["GET", "HEAD"],
@@ -125,6 +125,36 @@ class CdnStack(Stack):
             )
             if cors_allowed_origins
             else None,
+        }
+
+        def headers_policy(construct_id: str, comment: str, **extra):
+            return cloudfront.ResponseHeadersPolicy(
+                self,
+                construct_id,
+                comment=comment,
+                **extra,
+                **media_headers,
+            )
+
+        headers = headers_policy(
+            "ResponseHeaders", "Security headers and CORS for the configured origins."
+        )
+        # The function turns hints into a variant URI, so CloudFront's cache key stays the
+        # path alone; the headers only ask browsers to send them on later /img/ requests.
+        image_headers = (
+            headers_policy(
+                "ImageResponseHeaders",
+                "Security headers, CORS and client hints (Accept-CH) for /img/.",
+                custom_headers_behavior=cloudfront.ResponseCustomHeadersBehavior(
+                    custom_headers=[
+                        cloudfront.ResponseCustomHeader(
+                            header="Accept-CH", value=ACCEPT_CH, override=True
+                        )
+                    ]
+                ),
+            )
+            if cdn.client_hints
+            else headers
         )
         deny = cloudfront.Function(
             self,
@@ -166,7 +196,7 @@ class CdnStack(Stack):
             key_group = cloudfront.KeyGroup(self, "SigningKeyGroup", items=[public_key])
 
         def behaviour(
-            *, private: bool = False, function=None, edge_lambdas=None
+            *, private: bool = False, function=None, edge_lambdas=None, response_headers=headers
         ) -> cloudfront.BehaviorOptions:
             associations = None
             if function is not None:
@@ -181,7 +211,7 @@ class CdnStack(Stack):
                 allowed_methods=cloudfront.AllowedMethods.ALLOW_GET_HEAD_OPTIONS,
                 cached_methods=cloudfront.CachedMethods.CACHE_GET_HEAD_OPTIONS,
                 cache_policy=media_cache,
-                response_headers_policy=headers,
+                response_headers_policy=response_headers,
                 function_associations=associations,
                 trusted_key_groups=[key_group] if private and key_group else None,
                 edge_lambdas=edge_lambdas,
@@ -194,7 +224,10 @@ class CdnStack(Stack):
         behaviours: dict[str, cloudfront.BehaviorOptions] = {}
         for prefix in cdn.private_prefixes:
             behaviours[f"/img/{prefix}*"] = behaviour(
-                private=True, function=image_urls, edge_lambdas=resize_on_miss
+                private=True,
+                function=image_urls,
+                edge_lambdas=resize_on_miss,
+                response_headers=image_headers,
             )
             behaviours[f"/{VARIANTS_PREFIX}{prefix}*"] = behaviour(
                 private=True, function=image_urls, edge_lambdas=resize_on_miss
@@ -204,7 +237,9 @@ class CdnStack(Stack):
         behaviours[f"/{VARIANTS_PREFIX}*"] = behaviour(
             function=image_urls, edge_lambdas=resize_on_miss
         )
-        behaviours["/img/*"] = behaviour(function=image_urls, edge_lambdas=resize_on_miss)
+        behaviours["/img/*"] = behaviour(
+            function=image_urls, edge_lambdas=resize_on_miss, response_headers=image_headers
+        )
         behaviours[f"/{temp_prefix}*"] = behaviour(function=deny)
 
         self.log_bucket = s3.Bucket(

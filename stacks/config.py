@@ -147,6 +147,10 @@ class CdnConfig(_Model):
     avif_quality: int = Field(default=55, ge=1, le=100)
     max_source_megapixels: int = Field(default=50, gt=0, le=500)
     edge_memory_size_mb: int = Field(default=1536, ge=128, le=10_240)
+    client_hints: bool = Field(
+        default=False,
+        description="Ask browsers for Sec-CH-Width/Sec-CH-DPR (Accept-CH) on /img/ responses.",
+    )
     cache_hit_rate_target_percent: float = Field(
         default=80,
         gt=0,
