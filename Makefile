@@ -70,8 +70,9 @@ test: setup
 	$(VENV)/bin/python -m pytest
 
 # CI on GitHub's runner, a user with passwordless sudo (.github/workflows/ci.yml): the tests
-# marked needs_root run as root through `sudo -E`, the others as the user.
-SUDO := $(if $(filter 0,$(shell id -u)),,sudo -E)
+# marked needs_root run as root through `sudo -E -H` (HOME=/root: jsii refuses a package cache
+# in the user's home), the others as the user.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -E -H)
 test-user: setup
 	$(VENV)/bin/python -m pytest -m "not needs_root" $(PYTEST_ARGS)
 

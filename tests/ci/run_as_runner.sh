@@ -33,8 +33,9 @@ if [ -f /root/.config/pip/pip.conf ]; then
 fi
 
 # The Python of REPO's .venv, copied where the user may run it, stands for setup-python's
-# tool cache on the runner (setup-python also exports LD_LIBRARY_PATH, for a shared libpython).
-# Debian 12's own python3 is 3.11.2, too old for constraints-checkov.txt (soupsieve 4.1.2).
+# tool cache on the runner, whose shared-libpython interpreter finds its library by RPATH
+# (so `sudo` and a cleared environment keep working): give the copy one. Debian 12's own
+# python3 is 3.11.2, too old for constraints-checkov.txt (soupsieve 4.1.2).
 base=$("$repo/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
 python_dir=/opt/stowage-ci-python
 if [ ! -x "$python_dir/bin/python3" ]; then
@@ -43,6 +44,12 @@ if [ ! -x "$python_dir/bin/python3" ]; then
   tar -C "$base" --exclude='./lib/python3*/site-packages/*' --exclude='./lib/python3*/test' \
     --exclude='__pycache__' -cf - . | tar -C "$python_dir" -xf -
 fi
+if ! command -v patchelf >/dev/null; then
+  echo "Installing patchelf"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq patchelf >/dev/null
+fi
+# shellcheck disable=SC2016 # $ORIGIN is for the dynamic loader
+patchelf --set-rpath '$ORIGIN/../lib' "$(readlink -f "$python_dir/bin/python3")"
 
 mapfile -t steps < <("$repo/.venv/bin/python" - "$workflow" <<'EOF'
 import sys
@@ -61,8 +68,7 @@ EOF
 mapfile -t passed < <(env | grep -E '^(PIP_[A-Z_]+|[A-Z_]*(CA_BUNDLE|CA_CERTS|CAINFO)|SSL_CERT_(FILE|DIR))=' || true)
 as_user() {
   sudo -u "$user" -H env -i HOME="$home" USER="$user" LOGNAME="$user" LANG=C.UTF-8 \
-    PATH="$python_dir/bin:/usr/local/bin:/usr/bin:/bin" LD_LIBRARY_PATH="$python_dir/lib" \
-    "${passed[@]}" bash -euo pipefail -c "$1"
+    PATH="$python_dir/bin:/usr/local/bin:/usr/bin:/bin" "${passed[@]}" bash -euo pipefail -c "$1"
 }
 
 rm -rf "$clone"

@@ -47,7 +47,7 @@ def pytest_as_a_user(tmp_path: Path, path: str, *args: str) -> subprocess.Comple
     return subprocess.run(
         [
             *(*user, "env", "-i", f"PATH={path}", "LANG=C.UTF-8", f"PYTHONPATH={ROOT}"),
-            # setup-python's interpreter on GitHub's runner needs it for its libpython
+            # setup-python exports it (its interpreter's shared libpython): keep it
             f"LD_LIBRARY_PATH={os.environ.get('LD_LIBRARY_PATH', '')}",
             *(sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml")),
             *("-p", "tests.conftest", "-p", "no:cacheprovider", str(probe), *args),
