@@ -30,6 +30,7 @@ from stowage.keys import (
     validate_key,
 )
 from stowage.multipart import MultipartUploads
+from stowage.processes import pid_alive
 from stowage.settings import Settings
 from stowage.signing import cloudfront_signed_url, sign_file_url
 from stowage.sniff import SNIFF_BYTES, sniff, sniffed_type
@@ -336,16 +337,6 @@ def _orphaned(path: Path, cutoff: datetime) -> bool:
     pid_text = path.name.split("-", 1)[0]
     if pid_text.isdigit():
         pid = int(pid_text)
-        if pid != os.getpid() and not _alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             return True
     return datetime.fromtimestamp(path.stat().st_mtime, UTC) < cutoff
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import subprocess
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 
 from stacks.config import load_config
 from stacks.edge_config import cloudfront_function_code
-from tests.lambda_edge.test_cloudfront_function import HARNESS, NODE
+from tests.lambda_edge.cff import function_runner, viewer_event
 
 WIDTHS = [320, 640, 800, 1280, 1920]
 PREFERENCE = ["avif", "webp", "jpeg", "png"]
@@ -22,40 +20,13 @@ MAX_FUNCTION_BYTES = 10 * 1024
 
 
 def request(query: dict[str, str] | None = None, **headers: str) -> dict:
-    return {
-        "version": "1.0",
-        "context": {"eventType": "viewer-request"},
-        "viewer": {"ip": "198.51.100.11"},
-        "request": {
-            "method": "GET",
-            "uri": "/img/images/a.jpg",
-            "querystring": {k: {"value": v} for k, v in (query or {}).items()},
-            "headers": {k.replace("_", "-"): {"value": v} for k, v in headers.items()},
-            "cookies": {},
-        },
-    }
+    named = {k.replace("_", "-"): {"value": v} for k, v in headers.items()}
+    return viewer_event("/img/images/a.jpg", query, named)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cff-hints")
-    function = directory / "function.js"
-    function.write_text(cloudfront_function_code(load_config("example").cdn))
-    harness = directory / "harness.js"
-    harness.write_text(HARNESS)
-
-    def invoke(events: list[dict]) -> list[dict]:
-        result = subprocess.run(
-            [str(NODE), str(harness), str(function)],
-            input=json.dumps(events),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return json.loads(result.stdout)
-
-    return invoke
+    return function_runner(tmp_path_factory.mktemp("cff-hints"))
 
 
 def chosen(results: list[dict]) -> list[str]:

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
 from stacks.config import load_config
 from stacks.edge_config import cloudfront_function_code
 from tests.cdk.conftest import first_matching_behaviour, private_images_config, synthesize
-
-NODE = Path(sys.executable).with_name("node")
-HARNESS = """
-const fs = require('fs');
-const code = fs.readFileSync(process.argv[2], 'utf8');
-const handler = new Function(code + '\\nreturn handler;')();
-const events = JSON.parse(fs.readFileSync(0, 'utf8'));
-process.stdout.write(JSON.stringify(events.map((e) => handler(e))));
-"""
+from tests.lambda_edge.cff import function_runner, viewer_event
 
 
 def viewer_request(
@@ -29,40 +16,13 @@ def viewer_request(
     headers = {"host": {"value": "media.example.com"}}
     if accept is not None:
         headers["accept"] = {"value": accept}
-    return {
-        "version": "1.0",
-        "context": {"eventType": "viewer-request", "distributionId": "EDFDVBD6EXAMPLE"},
-        "viewer": {"ip": "198.51.100.11"},
-        "request": {
-            "method": "GET",
-            "uri": uri,
-            "querystring": {k: {"value": v} for k, v in (query or {}).items()},
-            "headers": headers,
-            "cookies": {},
-        },
-    }
+    return viewer_event(uri, query, headers)
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("cff")
-    function = directory / "function.js"
-    function.write_text(cloudfront_function_code(load_config("example").cdn))
-    harness = directory / "harness.js"
-    harness.write_text(HARNESS)
-
-    def invoke(*events: dict) -> list[dict]:
-        result = subprocess.run(
-            [str(NODE), str(harness), str(function)],
-            input=json.dumps(list(events)),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return json.loads(result.stdout)
-
-    return invoke
+    invoke = function_runner(tmp_path_factory.mktemp("cff"))
+    return lambda *events: invoke(list(events))
 
 
 def test_allowlist_is_generated_from_the_config():
@@ -137,22 +97,8 @@ def run_deployed(private_cdn, tmp_path_factory):
         for logical_id, resource in private_cdn["Resources"].items()
         if logical_id.startswith("ImageUrlFunction")
     ]
-    directory = tmp_path_factory.mktemp("cff-deployed")
-    (directory / "function.js").write_text(code)
-    (directory / "harness.js").write_text(HARNESS)
-
-    def invoke(*events: dict) -> list[dict]:
-        result = subprocess.run(
-            [str(NODE), str(directory / "harness.js"), str(directory / "function.js")],
-            input=json.dumps(list(events)),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
-        return json.loads(result.stdout)
-
-    return invoke
+    invoke = function_runner(tmp_path_factory.mktemp("cff-deployed"), code)
+    return lambda *events: invoke(list(events))
 
 
 def distribution(template: dict) -> dict:

@@ -19,6 +19,7 @@ from stowage.backends.base import (
     listed_name,
 )
 from stowage.errors import InvalidKey, NotFound
+from stowage.processes import pid_alive
 
 
 def fsync_dir(path: Path) -> None:
@@ -120,20 +121,10 @@ class LocalMigration:
     def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
         """Spool files are named ``{pid}-...part``: remove those of the dead run's pids,
         unless such a pid is alive again (reused by another writer, e.g. the service)."""
-        dead = {str(pid) for pid in pids if pid == os.getpid() or not _alive(pid)}
+        dead = {str(pid) for pid in pids if pid == os.getpid() or not pid_alive(pid)}
         gone = []
         for spool in self.spool_files():
             if spool.name.split("-", 1)[0] in dead:
                 spool.unlink(missing_ok=True)
                 gone.append(str(spool))
         return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
