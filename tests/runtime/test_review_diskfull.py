@@ -8,6 +8,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.needs_root  # mounts a tmpfs
+
 MEDIA_SIZE = 3 * 1024 * 1024
 
 

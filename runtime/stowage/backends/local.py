@@ -163,7 +163,12 @@ class LocalBackend(LocalMigration, Backend):
             os.link(src, dst)
         except FileExistsError:
             raise Conflict(f"{destination} already exists") from None
-        src.unlink()
+        try:
+            src.unlink()
+        except FileNotFoundError:
+            # Deleted while we moved it: the delete won, and our link must not outlive it.
+            dst.unlink(missing_ok=True)
+            raise FileNotFoundError(source) from None
         fsync_dir(dst.parent)
         fsync_dir(src.parent)
         return self.head(destination)
