@@ -286,9 +286,7 @@ def _srgb_transform(icc: bytes | None, mode: str) -> ImageCms.ImageCmsTransform 
         profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         if profile.profile.xcolor_space.strip() != space:
             return None
-        return ImageCms.buildTransform(
-            profile, _SRGB, mode, out_mode, ImageCms.Intent.PERCEPTUAL
-        )
+        return ImageCms.buildTransform(profile, _SRGB, mode, out_mode, ImageCms.Intent.PERCEPTUAL)
     except (OSError, ImageCms.PyCMSError):
         return None
 

@@ -135,7 +135,7 @@ def display_p3_icc() -> bytes:
         data += payload
     size = offset + len(data)
     header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x04300000, b"mntr", b"RGB ", b"XYZ ")
-    header += struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 24
+    header += struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 28
     header += b"".join(_s15(v) for v in (0.9642, 1.0, 0.8249)) + b"\0" * 48
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data

@@ -57,7 +57,8 @@ def test_a_broken_profile_is_dropped_not_a_failure(edge, s3, bucket, miss):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_gps_exif_xmp_and_comments_never_reach_a_variant(edge, s3, bucket, miss, fmt):
     original = images.jpeg_with_metadata()
-    assert images.XMP in original and images.COMMENT in original and b"SecretCam" in original
+    for secret in (images.XMP, images.COMMENT, b"SecretCam"):
+        assert secret in original
     s3.put_object(Bucket=bucket, Key="images/phone.jpg", Body=original)
     result = edge.handler(miss(f"/variants/images/phone.jpg/640x0.{fmt}"))
     body = base64.b64decode(result["body"])

@@ -16,7 +16,9 @@ def test_heic_original_renders(edge, s3, bucket, miss, fmt):
     variant = decoded(edge.handler(miss(f"/variants/images/phone.heic/640x0.{fmt}")))
     assert variant.format == fmt.upper()
     assert variant.size == (640, 427)
-    assert all(abs(a - b) <= 6 for a, b in zip(variant.getpixel((320, 200)), (30, 160, 90)))
+    assert all(
+        abs(a - b) <= 6 for a, b in zip(variant.getpixel((320, 200)), (30, 160, 90), strict=True)
+    )
     assert "images/phone.heic" in stored_keys(s3, bucket)
 
 
