@@ -237,8 +237,9 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             target = _target_size(image.size, request.width, request.height)
-            frame = image
-            transform = _srgb_transform(image.info.get("icc_profile"), image.mode)
+            icc = image.info.get("icc_profile")
+            frame = _to_rgb_family(image, "png") if icc and image.mode == "P" else image
+            transform = _srgb_transform(icc, frame.mode)
             if transform is not None:
                 # Resized in the original's space first: the transform then runs on the
                 # variant's pixels, not the original's.

@@ -162,8 +162,12 @@ def p3_to_srgb(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
 
 
 def p3_image(fmt: str, color=(180, 90, 60), size=(1200, 800)) -> bytes:
+    """``fmt`` "PNG-P": a palette PNG, whose pixels are indices into a P3 palette."""
+    image = Image.new("RGB", size, color)
+    if fmt == "PNG-P":
+        fmt, image = "PNG", image.convert("P", palette=Image.Palette.ADAPTIVE)
     out = io.BytesIO()
-    Image.new("RGB", size, color).save(out, fmt, icc_profile=display_p3_icc())
+    image.save(out, fmt, icc_profile=display_p3_icc())
     return out.getvalue()
 
 

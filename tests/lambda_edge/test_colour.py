@@ -16,7 +16,7 @@ FORMATS = ("jpeg", "webp", "png", "avif")
 TOLERANCE = 5
 
 
-@pytest.mark.parametrize("source", ["PNG", "JPEG"])
+@pytest.mark.parametrize("source", ["PNG", "JPEG", "PNG-P"])
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_display_p3_colour_lands_in_srgb(edge, s3, bucket, miss, source, fmt):
     colour = (180, 90, 60)
