@@ -7,6 +7,12 @@ Variant paths: ``/variants/{original_key}/{w}x{h}.{fmt}`` where ``w``/``h`` come
 configured allowlist (``h`` = 0 keeps the aspect ratio), written without leading zeros, and
 ``fmt`` is avif|webp|jpeg|png. Originals come only from the configured source prefixes.
 
+Colour: an embedded ICC profile (Display P3, Adobe RGB, CMYK) is converted to sRGB and every
+variant is written without a profile, EXIF (GPS), XMP or comment: browsers take untagged
+images as sRGB, and a variant must not leak where a photo was taken.
+
+HEIC/HEIF inputs (phone photos) decode through pillow-heif, under the same pixel budget.
+
 Animated inputs (GIF, WebP, APNG) become animated WebP within a total budget: frames x
 canvas pixels decoded, frames x target pixels encoded. Both are checked from the container
 before any frame after the first is decoded.
@@ -20,7 +26,8 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from stowage.errors import InvalidKey
 from stowage.keys import VARIANTS_PREFIX, validate_key
@@ -33,7 +40,11 @@ CONTENT_TYPES = {
 }
 _PATH = re.compile(r"^/variants/(?P<key>.+)/(?P<w>\d{1,5})x(?P<h>\d{1,5})\.(?P<fmt>[a-z]+)$")
 # What uploads may store as images (stowage.sniff); Pillow would otherwise try every plugin.
-INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF")
+INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF", "HEIF")
+pillow_heif.register_heif_opener()
+_SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+# Pillow mode -> (the ICC colour space it holds, the mode its sRGB conversion is written in).
+_ICC_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "CMYK": ("CMYK", "RGB")}
 # Inputs rendered as animations; other multi-frame files (TIFF pages, MPO) give frame 0.
 ANIMATED_INPUTS = ("GIF", "WEBP", "PNG")
 # The longest side each encoder writes: libjpeg's JPEG_MAX_DIMENSION, libwebp's
@@ -226,9 +237,15 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             target = _target_size(image.size, request.width, request.height)
-            frame = _to_rgb_family(image, request.fmt)
-            if frame.size != target:
-                frame = frame.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            icc = image.info.get("icc_profile")
+            frame = _to_rgb_family(image, "png") if icc and image.mode == "P" else image
+            transform = _srgb_transform(icc, frame.mode)
+            if transform is not None:
+                # Resized in the original's space first: the transform then runs on the
+                # variant's pixels, not the original's.
+                frame = _resize(frame, target)
+                frame = ImageCms.applyTransform(frame, transform)
+            frame = _resize(_to_rgb_family(frame, request.fmt), target)
             frames, durations = [frame], None
     except VariantError:
         raise
@@ -237,6 +254,9 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
     except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise VariantError(415, f"original is not a decodable image ({exc})") from None
     _check_output_side(frames[0].size, request)
+    for frame in frames:
+        # Pillow's encoders copy ICC, EXIF, XMP and comments from ``info``.
+        frame.info = {}
     try:
         body = _encode(frames, request.fmt, config, durations)
     except MemoryError:
@@ -248,6 +268,28 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
             422, f"the original cannot be encoded as {request.fmt} ({exc})"
         ) from None
     return Rendered(body, request.content_type, *frames[0].size)
+
+
+def _resize(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    if image.size == target:
+        return image
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _srgb_transform(icc: bytes | None, mode: str) -> ImageCms.ImageCmsTransform | None:
+    """The transform from an embedded profile to sRGB, or None: no profile, or one that does
+    not fit the pixels or does not parse, which is dropped (the pixels are taken as sRGB, as
+    a browser would take them untagged) rather than failing the request."""
+    if not icc or mode not in _ICC_MODES:
+        return None
+    space, out_mode = _ICC_MODES[mode]
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != space:
+            return None
+        return ImageCms.buildTransform(profile, _SRGB, mode, out_mode, ImageCms.Intent.PERCEPTUAL)
+    except (OSError, ImageCms.PyCMSError):
+        return None
 
 
 def _oriented_size(image: Image.Image) -> tuple[int, int]:
@@ -343,11 +385,14 @@ def _skip_sub_blocks(data: bytes, pos: int) -> int:
 
 def _animated_frames(image: Image.Image, count: int, target: tuple[int, int]):
     frames, durations = [], []
+    transform = _srgb_transform(image.info.get("icc_profile"), "RGBA")
     for index in range(count):
         image.seek(index)
         frame = image.convert("RGBA")
         if frame.size != target:
             frame = frame.resize(target, Image.Resampling.LANCZOS)
+        if transform is not None:
+            frame = ImageCms.applyTransform(frame, transform)
         frames.append(frame)
         durations.append(image.info.get("duration", 100))
     return frames, durations

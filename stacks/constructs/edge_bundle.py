@@ -1,7 +1,7 @@
 """The Lambda@Edge bundle, built without Docker: our handler and core, the key validator
-they share with the runtime, the deployment's config.json, and Pillow installed for the
-Lambda platform by pip. Cached by a hash of every input, so synth is fast and the asset
-hash only changes when an input does."""
+they share with the runtime, the deployment's config.json, and Pillow and pillow-heif
+installed for the Lambda platform by pip. Cached by a hash of every input, so synth is
+fast and the asset hash only changes when an input does."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "edge-bundle"
 PILLOW = "Pillow==13.0.0"
+# HEIC/HEIF originals; its manylinux wheel carries libheif and its codecs.
+PILLOW_HEIF = "pillow-heif==1.8.1"
 # Lambda's Python 3.13 runs on Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels fit.
 PIP_PLATFORM = [
     "--platform",
@@ -46,7 +48,12 @@ def build_edge_bundle(config: dict) -> Path:
     digest = hashlib.sha256()
     for name, path in sorted(SOURCES.items()):
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update(config_text.encode() + PILLOW.encode() + " ".join(PIP_PLATFORM).encode())
+    digest.update(
+        config_text.encode()
+        + PILLOW.encode()
+        + PILLOW_HEIF.encode()
+        + " ".join(PIP_PLATFORM).encode()
+    )
     target = CACHE / digest.hexdigest()[:24]
     done = target.with_suffix(".size")
     if done.exists() and target.is_dir():
@@ -67,6 +74,7 @@ def build_edge_bundle(config: dict) -> Path:
             str(work),
             *PIP_PLATFORM,
             PILLOW,
+            PILLOW_HEIF,
         ],
         check=True,
     )
