@@ -21,6 +21,7 @@ from stacks.constructs.catalog_table import (
     TEMP_BY_EXPIRY_INDEX,
     TTL_ATTRIBUTE,
 )
+from stowage.catalog import open_catalog
 from tests.helpers import free_port, running
 
 TOKEN = "test-token-0123456789abcdef"
@@ -157,6 +158,18 @@ def serve(tmp_path):
     for context, client in reversed(started):
         client.close()
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def catalog(request, tmp_path):
+    """Each catalog implementation: SQLite on disk, DynamoDB on moto's server."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        url = f"dynamodb://{request.getfixturevalue('dynamodb_table')}"
+    opened = open_catalog(url)
+    yield opened
+    opened.close()
 
 
 # --- service data safety (tests/runtime/test_service_*.py) ----------------------------------

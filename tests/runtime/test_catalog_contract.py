@@ -6,20 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from stowage.catalog import MultipartSession, Record, open_catalog
+from stowage.catalog import MultipartSession, Record
 from stowage.errors import BadRequest, Conflict, NotFound
 from stowage.keys import new_upload_id
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def catalog(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    else:
-        url = f"dynamodb://{request.getfixturevalue('dynamodb_table')}"
-    catalog = open_catalog(url)
-    yield catalog
-    catalog.close()
 
 
 def record(key: str, *, minutes_ago: int = 0, is_temp: bool = False, size: int = 10) -> Record:

@@ -9,7 +9,6 @@ import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
-from stowage.catalog import open_catalog
 from stowage.errors import BadRequest
 from tests.runtime.conftest import image_bytes
 
@@ -73,17 +72,6 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=12,
 )
-
-
-@pytest.fixture(params=["sqlite", "dynamodb"])
-def catalog(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
-    else:
-        url = f"dynamodb://{request.getfixturevalue('dynamodb_table')}"
-    opened = open_catalog(url)
-    yield opened
-    opened.close()
 
 
 @seed(20261122)
