@@ -27,6 +27,8 @@ echo "$user ALL=(ALL:ALL) NOPASSWD: ALL" >"$sudoers.tmp"
 chmod 0440 "$sudoers.tmp"
 visudo -cqf "$sudoers.tmp"
 mv "$sudoers.tmp" "$sudoers"
+# Passwordless sudo only while this runs: the user and its clone stay for the next run.
+trap 'rm -f "$sudoers"' EXIT
 # This machine's package-registry settings (the runner reaches PyPI and npm by default).
 if [ -f /root/.config/pip/pip.conf ]; then
   install -D -o "$user" -g "$user" -m 0644 /root/.config/pip/pip.conf "$home/.config/pip/pip.conf"
@@ -34,8 +36,7 @@ fi
 
 # The Python of REPO's .venv, copied where the user may run it, stands for setup-python's
 # tool cache on the runner, whose shared-libpython interpreter finds its library by RPATH
-# (so `sudo` and a cleared environment keep working): give the copy one. Debian 12's own
-# python3 is 3.11.2, too old for constraints-checkov.txt (soupsieve 4.1.2).
+# (so `sudo` and a cleared environment keep working): give the copy one.
 base=$("$repo/.venv/bin/python" -c 'import sys; print(sys.base_prefix)')
 python_dir=/opt/stowage-ci-python
 if [ ! -x "$python_dir/bin/python3" ]; then
