@@ -30,7 +30,6 @@ from stacks.edge_config import (
 )
 
 HERE = Path(__file__).resolve().parent
-EDGE_DIR = HERE.parent / "lambda_edge"
 MAX_SOURCE_BYTES = 50 * 1024 * 1024
 
 
@@ -77,8 +76,7 @@ def tiny_frames_gif(size_bytes: int) -> bytes:
 
 def worker(path: str, width: int, config_path: str) -> None:
     """Runs in a fresh interpreter: render once, report times and VmHWM as JSON."""
-    sys.path.insert(0, str(EDGE_DIR))
-    from image_core import VariantConfig, VariantError, VariantRequest, render
+    from stowage.images.core import VariantConfig, VariantError, VariantRequest, render
 
     config = VariantConfig.from_json(json.loads(Path(config_path).read_text()))
     source = Path(path).read_bytes()

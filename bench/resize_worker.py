@@ -6,9 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "lambda_edge"))
-
-from image_core import VariantConfig, VariantRequest, render
+from stowage.images.core import VariantConfig, VariantRequest, render
 
 source = Path(sys.argv[1]).read_bytes()
 fmt, runs = sys.argv[2], int(sys.argv[3])

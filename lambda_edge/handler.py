@@ -2,7 +2,7 @@
 
 CloudFront asked S3 for ``/variants/{original_key}/{w}x{h}.{fmt}`` and S3 said 403/404 (with
 OAC, a missing key is 403). Read the original from the bucket that answered, render the
-variant (``image_core``), store it so the next request is a plain cache/S3 hit, and answer
+variant (``stowage.images.core``), store it so the next request is a plain cache/S3 hit, and answer
 with it. Everything else passes through untouched. Lambda@Edge has no environment
 variables: configuration is the ``config.json`` baked into the bundle at synth.
 
@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 import boto3
 from botocore.exceptions import ClientError
-from image_core import VariantConfig, VariantError, parse_variant_uri, render
+
+from stowage.images.core import VariantConfig, VariantError, parse_variant_uri, render
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)

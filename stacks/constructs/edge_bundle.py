@@ -33,11 +33,12 @@ KEY_RULES = {
     "stowage/keys.py": ROOT / "runtime" / "stowage" / "keys.py",
     "stowage/errors.py": ROOT / "runtime" / "stowage" / "errors.py",
 }
-SOURCES = {
-    "handler.py": ROOT / "lambda_edge" / "handler.py",
-    "image_core.py": ROOT / "lambda_edge" / "image_core.py",
-    **KEY_RULES,
+# The image core is the runtime's own package, so the host renders with the same code.
+IMAGE_CORE = {
+    f"stowage/images/{path.name}": path
+    for path in sorted((ROOT / "runtime" / "stowage" / "images").glob("*.py"))
 }
+SOURCES = {"handler.py": ROOT / "lambda_edge" / "handler.py", **IMAGE_CORE, **KEY_RULES}
 INVALIDATOR_SOURCES = {"invalidate.py": ROOT / "lambda_edge" / "invalidate.py", **KEY_RULES}
 MAX_BUNDLE_BYTES = 50 * 1024 * 1024
 

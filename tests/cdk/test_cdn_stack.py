@@ -184,7 +184,7 @@ def test_edge_bundle_is_complete_deterministic_and_small():
     assert build_edge_bundle(config) == bundle  # same inputs, same asset
     for name in (
         "handler.py",
-        "image_core.py",
+        "stowage/images/core.py",
         "stowage/keys.py",
         "stowage/errors.py",
         "config.json",

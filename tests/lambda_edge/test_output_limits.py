@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import io
 
-import image_core
 import pytest
 from PIL import Image
 
+from stowage.images import core as image_core
 from tests.lambda_edge.test_handler import decoded, stored_keys
 
 
