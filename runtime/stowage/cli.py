@@ -111,9 +111,9 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     else:
         verb = "would delete" if args.dry_run else "deleted"
         print(
-            f"{verb} {len(report.deleted_objects)} temp objects ({report.deleted_bytes} bytes),"
-            f" {len(report.orphan_spool_files)} orphaned spool files,"
-            f" {len(report.aborted_multipart)} stale multipart uploads"
+            f"{verb} {report.counts['deleted_objects']} temp objects"
+            f" ({report.deleted_bytes} bytes), {report.counts['orphan_spool_files']} orphaned"
+            f" spool files, {report.counts['aborted_multipart']} stale multipart uploads"
         )
     return 0
 
@@ -172,12 +172,23 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from stowage.catalog import open_catalog
     from stowage.stats import collect, render_table
 
     settings = load_settings()
-    stats = collect(
-        Path(args.path or settings.local_root), temp_max_age_hours=settings.temp_max_age_hours
-    )
+    if args.path:
+        settings = settings.model_copy(update={"local_root": Path(args.path)})
+    # A missing root is one line here, before opening the catalog would create it there.
+    shutil.disk_usage(settings.local_root)
+    catalog = open_catalog(settings.resolved_catalog_url)
+    try:
+        stats = collect(
+            settings.local_root,
+            temp_max_age_hours=settings.temp_max_age_hours,
+            catalog=catalog,
+        )
+    finally:
+        catalog.close()
     print(json.dumps(stats.as_json(), indent=2) if args.json else render_table(stats))
     return 0
 

@@ -48,6 +48,12 @@ class Spooled:
     head: bytes
 
 
+# A cleanup over a million rows keeps its memory flat: the report counts everything but
+# names only the first REPORT_NAMES of each kind.
+REPORT_NAMES = 1000
+CLEANUP_BATCH = 500
+
+
 @dataclass
 class CleanupReport:
     deleted_objects: list[str] = field(default_factory=list)
@@ -55,6 +61,21 @@ class CleanupReport:
     orphan_spool_files: list[str] = field(default_factory=list)
     aborted_multipart: list[str] = field(default_factory=list)
     missing_objects: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("deleted_objects", "orphan_spool_files", "aborted_multipart", "missing_objects"), 0
+        )
+    )
+
+    def note(self, kind: str, name: str) -> None:
+        self.counts[kind] += 1
+        names = getattr(self, kind)
+        if len(names) < REPORT_NAMES:
+            names.append(name)
+
+    def deleted(self, key: str, size: int) -> None:
+        self.note("deleted_objects", key)
+        self.deleted_bytes += size
 
 
 class Stowage(MultipartUploads):
@@ -238,33 +259,29 @@ class Stowage(MultipartUploads):
         multipart uploads."""
         report = CleanupReport()
         cutoff = datetime.now(UTC) - older_than
-        for record in list(self.catalog.temp_created_before(cutoff)):
-            if not dry_run:
-                if not self.backend.exists(record.key):
-                    report.missing_objects.append(record.key)
-                try:
-                    self._remove(record)
-                except (Conflict, NotFound):
-                    continue  # moved to permanent or deleted meanwhile: not ours to remove
-            report.deleted_objects.append(record.key)
-            report.deleted_bytes += record.size
+        batch: list[Record] = []
+        for record in self.catalog.temp_created_before(cutoff):
+            batch.append(record)
+            if len(batch) == CLEANUP_BATCH:
+                self._expire(batch, report, dry_run)
+                batch = []
+        self._expire(batch, report, dry_run)
         in_flight = {session.key for session in self.catalog.sessions()}
-        for info in list(self.backend.list(TEMP_PREFIX)):
+        for info in self.backend.list(TEMP_PREFIX):
             if info.key in in_flight:
                 continue
             if info.modified < cutoff and self.catalog.get_by_key(info.key) is None:
-                report.deleted_objects.append(info.key)
-                report.deleted_bytes += info.size
+                report.deleted(info.key, info.size)
                 if not dry_run:
                     self.backend.delete(info.key)
         for path in self.spool.spool_files():
             if _orphaned(path, cutoff):
-                report.orphan_spool_files.append(path.name)
+                report.note("orphan_spool_files", path.name)
                 if not dry_run:
                     path.unlink(missing_ok=True)
         for session in list(self.catalog.sessions()):
             if session.created_at < datetime.now(UTC) - timedelta(days=7):
-                report.aborted_multipart.append(session.id)
+                report.note("aborted_multipart", session.id)
                 if not dry_run:
                     with contextlib.suppress(NotFound):
                         self.abort_multipart(session.id)
@@ -272,6 +289,21 @@ class Stowage(MultipartUploads):
             if directory.stat().st_mtime < time.time() - 7 * 86400 and not dry_run:
                 shutil.rmtree(directory, ignore_errors=True)
         return report
+
+    def _expire(self, batch: list[Record], report: CleanupReport, dry_run: bool) -> None:
+        """Remove a batch of expired temp records: bytes first, then the rows in one catalog
+        write. A row moved to permanent or deleted meanwhile is not ours and stays out."""
+        if dry_run:
+            for record in batch:
+                report.deleted(record.key, record.size)
+            return
+        for record in batch:
+            try:
+                self.backend.delete(record.key)
+            except FileNotFoundError:
+                report.note("missing_objects", record.key)
+        for record in self.catalog.remove_rows(batch):
+            report.deleted(record.key, record.size)
 
     def reindex(self) -> dict[str, int]:
         """Rebuild the catalog from what the backend holds: add what is missing, drop rows

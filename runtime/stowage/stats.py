@@ -1,9 +1,15 @@
 """What the host knows about its own store: disk use, objects and bytes by prefix, the temp
 backlog, spool debris and the last cleanup. Shown by ``stowage stats`` and on ``/metrics``.
 
-Everything here is read from the media root on this host's disk. The age of the newest
-Lightsail snapshot is not: snapshots are listed only by the Lightsail API, and the host holds
-no AWS credentials (host-only deployments have none at all), so it is reported as unknown.
+Disk use, spool files and the last cleanup are read from the media root; objects, bytes and
+the temp backlog from the catalog, which keeps them as totals (SQLite) and indexes them, so
+neither a scrape nor the command walks a million files. They count what the catalog holds:
+objects by their top-level directory (``temp/`` for every temp object), the backlog as temp
+objects created longer ago than ``temp_max_age_hours`` (what the next cleanup removes).
+Files the catalog does not know (variants, debris) are not counted; ``stowage cleanup`` and
+``stowage reindex`` deal with those. The age of the newest Lightsail snapshot is unknown here:
+snapshots are listed only by the Lightsail API, and the host holds no AWS credentials
+(host-only deployments have none at all).
 """
 
 from __future__ import annotations
@@ -15,13 +21,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from prometheus_client.core import GaugeMetricFamily
 
 from stowage.backends.local import SPOOL_DIR
 from stowage.keys import TEMP_PREFIX
+
+if TYPE_CHECKING:
+    from stowage.catalog import Catalog
+    from stowage.service import Stowage
 
 # Stowage's own directories under the media root (catalog, spool): not media, not counted.
 _INTERNAL = ".stowage"
@@ -30,8 +41,8 @@ SNAPSHOT_UNKNOWN = (
     "unknown on the host: Lightsail lists snapshots only through its API, and the host has"
     " no AWS credentials (see the console or `aws lightsail get-auto-snapshots`)"
 )
-# /metrics is scraped often; walking a large media tree each time would cost more than it
-# tells. The numbers are at most this old.
+# /metrics is scraped often; the catalog's totals are cheap, but DynamoDB's are a table scan.
+# The numbers are at most this old.
 METRICS_CACHE_SECONDS = 60
 
 
@@ -98,8 +109,8 @@ def _last_cleanup(root: Path) -> datetime | None:
         return None
 
 
-def collect(root: Path, *, temp_max_age_hours: int) -> HostStats:
-    """Walk the media root once and measure everything the host can know."""
+def collect(root: Path, *, temp_max_age_hours: int, catalog: Catalog) -> HostStats:
+    """Measure everything the host can know: the disk from ``root``, objects from ``catalog``."""
     root = Path(root).resolve()
     disk = shutil.disk_usage(root)
     stats = HostStats(
@@ -110,16 +121,14 @@ def collect(root: Path, *, temp_max_age_hours: int) -> HostStats:
         disk_used_percent=round(100 * disk.used / disk.total, 1) if disk.total else 0.0,
         temp_max_age_hours=temp_max_age_hours,
     )
-    expired_before = time.time() - temp_max_age_hours * 3600
-    for top in sorted(os.scandir(root), key=lambda entry: entry.name):
-        if top.name.startswith(_INTERNAL) or not top.is_dir(follow_symlinks=False):
-            continue
-        usage = stats.prefixes.setdefault(f"{top.name}/", Usage())
-        for entry in _files(Path(top.path)):
-            info = entry.stat(follow_symlinks=False)
-            usage.add(info.st_size)
-            if f"{top.name}/" == TEMP_PREFIX and info.st_mtime < expired_before:
-                stats.temp_expired.add(info.st_size)
+    for prefix, usage in catalog.stats().by_prefix.items():
+        if prefix:  # a key with no directory has no prefix to count it under
+            top = stats.prefixes.setdefault(prefix.split("/", 1)[0] + "/", Usage())
+            top.objects += usage["objects"]
+            top.bytes += usage["bytes"]
+    stats.prefixes = dict(sorted(stats.prefixes.items()))
+    expired_before = datetime.now(UTC) - timedelta(hours=temp_max_age_hours)
+    stats.temp_expired = Usage(*catalog.temp_backlog(expired_before))
     for entry in _files(root / SPOOL_DIR):
         stats.spool.add(entry.stat(follow_symlinks=False).st_size)
     finished = _last_cleanup(root)
@@ -178,16 +187,20 @@ def render_table(stats: HostStats) -> str:
 class HostStatsCollector:
     """Prometheus collector: the same numbers as ``stowage stats``, cached briefly."""
 
-    def __init__(self, settings: Callable[[], object]) -> None:
-        self._settings = settings
+    def __init__(self, service: Callable[[], Stowage]) -> None:
+        self._service = service
         self._lock = threading.Lock()
         self._cached: tuple[float, HostStats] | None = None
 
     def _stats(self) -> HostStats:
         with self._lock:
             if self._cached is None or time.monotonic() - self._cached[0] > METRICS_CACHE_SECONDS:
-                settings = self._settings()
-                stats = collect(settings.local_root, temp_max_age_hours=settings.temp_max_age_hours)
+                service = self._service()
+                stats = collect(
+                    service.settings.local_root,
+                    temp_max_age_hours=service.settings.temp_max_age_hours,
+                    catalog=service.catalog,
+                )
                 self._cached = (time.monotonic(), stats)
             return self._cached[1]
 
@@ -209,10 +222,10 @@ class HostStatsCollector:
         ):
             yield GaugeMetricFamily(f"stowage_{name}", text, value=value)
         objects = GaugeMetricFamily(
-            "stowage_stored_objects", "Objects on disk by prefix", labels=["prefix"]
+            "stowage_stored_objects", "Catalogued objects by prefix", labels=["prefix"]
         )
         stored = GaugeMetricFamily(
-            "stowage_stored_bytes", "Bytes on disk by prefix", labels=["prefix"]
+            "stowage_stored_bytes", "Bytes of catalogued objects by prefix", labels=["prefix"]
         )
         for prefix, usage in stats.prefixes.items():
             objects.add_metric([prefix], usage.objects)

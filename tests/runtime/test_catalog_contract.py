@@ -109,6 +109,47 @@ class TestCatalogContract:
         cutoff = datetime.now(UTC) - timedelta(minutes=60)
         assert [r.id for r in catalog.temp_created_before(cutoff)] == [old.id]
 
+    def test_temp_backlog_counts_what_cleanup_would_take(self, catalog):
+        for row in (
+            record("temp/videos/old.mp4", minutes_ago=120, is_temp=True, size=5),
+            record("temp/images/old.png", minutes_ago=90, is_temp=True, size=7),
+            record("temp/videos/new.mp4", minutes_ago=1, is_temp=True, size=100),
+            record("videos/old.mp4", minutes_ago=500, size=1000),
+        ):
+            catalog.add(row)
+        assert catalog.temp_backlog(datetime.now(UTC) - timedelta(minutes=60)) == (2, 12)
+
+    def test_temp_created_before_streams_while_rows_go(self, catalog):
+        """Cleanup removes each candidate before asking for the next: none is skipped."""
+        rows = [
+            record(f"temp/images/{n:03d}.png", minutes_ago=200 - n, is_temp=True) for n in range(30)
+        ]
+        for row in rows:
+            catalog.add(row)
+        seen = []
+        for found in catalog.temp_created_before(datetime.now(UTC)):
+            seen.append(found.id)
+            catalog.delete(found.id, expected_key=found.key)
+        assert seen == [r.id for r in rows]
+        assert list(catalog.temp_created_before(datetime.now(UTC))) == []
+
+    def test_remove_rows_leaves_rows_changed_meanwhile(self, catalog):
+        kept, moved, gone, taken = (
+            record(f"temp/images/{name}.png", is_temp=True) for name in "abcd"
+        )
+        for row in (kept, moved, gone, taken):
+            catalog.add(row)
+        catalog.update(moved.changed(key="images/b.png", is_temp=False), expected_key=moved.key)
+        catalog.delete(gone.id)
+        removed = catalog.remove_rows([moved, gone, taken])
+        assert [r.id for r in removed] == [taken.id]
+        assert catalog.get(moved.id).key == "images/b.png"
+        assert catalog.get(kept.id) == kept
+        with pytest.raises(NotFound):
+            catalog.get(taken.id)
+        stats = catalog.stats()
+        assert (stats.objects, stats.temp_objects) == (2, 1)
+
     def test_stats_and_all(self, catalog):
         catalog.add(record("images/1.png", size=100))
         catalog.add(record("videos/1.mp4", size=1000))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import time
+from datetime import UTC, datetime
 
 import pytest
 
@@ -38,11 +40,21 @@ def filled(serve):
     sizes["temp/"] += old["size"] + upload("image", image_bytes(), "u.png", temp=True)["size"]
     two_days_ago = time.time() - 48 * 3600
     os.utime(api.root / old["key"], (two_days_ago, two_days_ago))
+    backdate(api, old["id"], two_days_ago)
     spool = api.root / ".stowage-tmp"
     spool.mkdir(exist_ok=True)
     (spool / "1-dead.part").write_bytes(b"x" * 1000)
     (api.root / "images" / "escape").symlink_to("/usr")
     return api, sizes, old
+
+
+def backdate(api, upload_id: str, when: float) -> None:
+    """Make a catalogued upload as old as ``when`` (the catalog decides expiry)."""
+    stamp = datetime.fromtimestamp(when, UTC).isoformat()
+    db = sqlite3.connect(api.root / ".stowage" / "catalog.db")
+    with db:
+        db.execute("UPDATE objects SET created_at = ? WHERE id = ?", (stamp, upload_id))
+    db.close()
 
 
 def stats_json(api) -> dict:
@@ -60,6 +72,21 @@ def test_stats_counts_objects_and_bytes_by_prefix(filled):
     assert stats["spool"] == {"objects": 1, "bytes": 1000}
     assert 0 < stats["disk_used_bytes"] < stats["disk_total_bytes"]
     assert stats["disk_free_bytes"] > 0
+
+
+def test_counts_come_from_the_catalog_not_a_walk_of_the_disk(filled):
+    """Neither a scrape nor the command walks the media tree (a million files on a big
+    host): files the catalog does not hold are not counted, and a catalogued object stays
+    counted as the catalog says."""
+    api, sizes, _ = filled
+    strays = api.root / "images" / "2020" / "01" / "01"
+    strays.mkdir(parents=True)
+    for n in range(20):
+        (strays / f"stray-{n}.bin").write_bytes(b"x" * 10)
+    stats = stats_json(api)
+    assert stats["prefixes"]["images/"] == {"objects": 2, "bytes": sizes["images/"]}
+    values = metric_values(api.client.get("/metrics").text)
+    assert values['stowage_stored_objects{prefix="images/"}'] == 2
 
 
 def test_temp_backlog_is_what_outlived_the_expiry(filled):

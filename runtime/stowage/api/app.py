@@ -86,7 +86,7 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
     if service is not None:
         app.state.service = service
     app.state.metrics = Metrics()
-    app.state.metrics.registry.register(HostStatsCollector(lambda: app.state.service.settings))
+    app.state.metrics.registry.register(HostStatsCollector(lambda: app.state.service))
     generate = app.openapi
 
     def openapi() -> dict:

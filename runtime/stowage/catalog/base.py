@@ -13,14 +13,15 @@ Contract (tests/runtime/test_catalog_contract.py runs it against every implement
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from stowage.errors import BadRequest, NotFound
+from stowage.errors import BadRequest, Conflict, NotFound
 
 
 def utcnow() -> datetime:
@@ -152,7 +153,26 @@ class Catalog(ABC):
 
     @abstractmethod
     def temp_created_before(self, cutoff: datetime) -> Iterator[Record]:
-        """Temp records created before ``cutoff`` (the cleanup's candidates)."""
+        """Temp records created before ``cutoff`` (the cleanup's candidates), streamed: the
+        caller may remove each one before asking for the next."""
+
+    def temp_backlog(self, cutoff: datetime) -> tuple[int, int]:
+        """(objects, bytes) of the temp records created before ``cutoff``."""
+        objects = size = 0
+        for record in self.temp_created_before(cutoff):
+            objects, size = objects + 1, size + record.size
+        return objects, size
+
+    def remove_rows(self, records: Iterable[Record]) -> list[Record]:
+        """Remove each row that still has the key its record shows (as ``delete`` with
+        ``expected_key``); the records whose rows were removed. Rows a concurrent request
+        moved or deleted meanwhile are left alone."""
+        removed = []
+        for record in records:
+            with contextlib.suppress(Conflict, NotFound):
+                self.delete(record.id, expected_key=record.key)
+                removed.append(record)
+        return removed
 
     @abstractmethod
     def all(self) -> Iterator[Record]: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -19,30 +19,13 @@ from stowage.catalog.base import (
     session_from_json,
     session_to_json,
 )
+from stowage.catalog.sqlite_schema import ensure
 from stowage.errors import Conflict, DiskFull, NotFound
-from stowage.keys import top_prefix
+from stowage.keys import TEMP_PREFIX, top_prefix
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS objects (
-    id TEXT PRIMARY KEY,
-    key TEXT NOT NULL UNIQUE,
-    prefix TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    sha256 TEXT NOT NULL,
-    content_type TEXT NOT NULL,
-    is_temp INTEGER NOT NULL,
-    backend TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    expires_at TEXT
-);
-CREATE INDEX IF NOT EXISTS objects_by_prefix ON objects (prefix, created_at, id);
-CREATE INDEX IF NOT EXISTS objects_temp ON objects (is_temp, created_at);
-CREATE TABLE IF NOT EXISTS multipart (
-    id TEXT PRIMARY KEY,
-    body TEXT NOT NULL
-);
-"""
+# Rows per query of the iterators (cleanup, reindex): memory stays flat however many rows
+# match, and no read holds the lock long enough to stall a request.
+BATCH = 500
 
 _INSERT = (
     "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
@@ -102,7 +85,7 @@ class SqliteCatalog(Catalog):
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
+        ensure(self._db)
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -157,10 +140,7 @@ class SqliteCatalog(Catalog):
             raise self._missed(record_id)
 
     def list(self, *, prefix="", is_temp=None, limit=100, cursor=None):
-        where, params = ["key >= ? AND key < ?"], [prefix, prefix + "\U0010ffff"]
-        if is_temp is not None:
-            where.append("is_temp = ?")
-            params.append(int(is_temp))
+        where, params = _scope(prefix, is_temp)
         if cursor:
             created_at, record_id = decode_cursor(cursor, str, str)
             where.append("(created_at, id) > (?, ?)")
@@ -177,39 +157,75 @@ class SqliteCatalog(Catalog):
             encode_cursor([last.created_at.isoformat(), last.id]) if more and last else None
         )
 
+    def _batches(self, sql: str, params: tuple, sort: tuple[str, ...]) -> Iterator[Record]:
+        """Rows of ``sql``, BATCH at a time: it takes ``params``, then the ``sort`` columns'
+        values of the last row seen (keyset pagination), then ``LIMIT ?``."""
+        position = ("",) * len(sort)
+        while True:
+            rows = self._query(sql, (*params, *position, BATCH))
+            yield from (_record(r) for r in rows)
+            if len(rows) < BATCH:
+                return
+            position = tuple(rows[-1][name] for name in sort)
+
     def temp_created_before(self, cutoff: datetime) -> Iterator[Record]:
-        rows = self._query(
+        yield from self._batches(
             f"SELECT {_COLUMNS} FROM objects WHERE is_temp = 1 AND created_at < ?"
-            " ORDER BY created_at",
+            " AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?",
+            (cutoff.isoformat(),),
+            ("created_at", "id"),
+        )
+
+    def temp_backlog(self, cutoff: datetime) -> tuple[int, int]:
+        ((objects, size),) = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects"
+            " WHERE is_temp = 1 AND created_at < ?",
             (cutoff.isoformat(),),
         )
-        yield from (_record(r) for r in rows)
+        return objects, size
+
+    def remove_rows(self, records: Iterable[Record]) -> list[Record]:
+        removed = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for record in records:
+                    gone = self._db.execute(
+                        "DELETE FROM objects WHERE id = ? AND key = ?", (record.id, record.key)
+                    )
+                    if gone.rowcount:
+                        removed.append(record)
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.OperationalError) and _full(exc):
+                    raise _full(exc) from None
+                raise
+        return removed
 
     def all(self) -> Iterator[Record]:
-        yield from (_record(r) for r in self._query(f"SELECT {_COLUMNS} FROM objects ORDER BY key"))
+        yield from self._batches(
+            f"SELECT {_COLUMNS} FROM objects WHERE key > ? ORDER BY key LIMIT ?", (), ("key",)
+        )
 
     def stats(self) -> Stats:
-        def grouped(column: str) -> dict[str, dict[str, int]]:
-            return {
-                row[0]: {"objects": row[1], "bytes": row[2]}
-                for row in self._query(
-                    f"SELECT {column}, COUNT(*), COALESCE(SUM(size), 0) FROM objects"
-                    f" GROUP BY {column} ORDER BY {column}"
-                )
-            }
-
-        (total,) = self._query(
-            "SELECT COUNT(*), COALESCE(SUM(size),0), COALESCE(SUM(is_temp),0),"
-            " COALESCE(SUM(CASE WHEN is_temp THEN size ELSE 0 END),0) FROM objects"
-        )
-        return Stats(
-            objects=total[0],
-            bytes=total[1],
-            temp_objects=total[2],
-            temp_bytes=total[3],
-            by_prefix=grouped("prefix"),
-            by_backend=grouped("backend"),
-        )
+        by_prefix: dict[str, dict[str, int]] = {}
+        by_backend: dict[str, dict[str, int]] = {}
+        totals = {"objects": 0, "bytes": 0, "temp_objects": 0, "temp_bytes": 0}
+        for row in self._query(
+            "SELECT prefix, backend, is_temp, objects, bytes FROM totals ORDER BY prefix"
+        ):
+            for group, name in ((by_prefix, row["prefix"]), (by_backend, row["backend"])):
+                entry = group.setdefault(name, {"objects": 0, "bytes": 0})
+                entry["objects"] += row["objects"]
+                entry["bytes"] += row["bytes"]
+            totals["objects"] += row["objects"]
+            totals["bytes"] += row["bytes"]
+            if row["is_temp"]:
+                totals["temp_objects"] += row["objects"]
+                totals["temp_bytes"] += row["bytes"]
+        return Stats(**totals, by_prefix=by_prefix, by_backend=dict(sorted(by_backend.items())))
 
     def add_session(self, session: MultipartSession) -> None:
         body = json.dumps(session_to_json(session))
@@ -251,3 +267,22 @@ class SqliteCatalog(Catalog):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _scope(prefix: str, is_temp: bool | None) -> tuple[list[str], list]:
+    """The WHERE terms of a listing, written so SQLite walks an index in the list order
+    (``created_at, id``) and seeks the cursor in it. A unary ``+`` keeps a column out of
+    index selection: a key-range index would otherwise win and sort every match."""
+    where, params = [], []
+    top = top_prefix(prefix)
+    if top and top != TEMP_PREFIX and prefix.startswith(top):
+        where.append("prefix = ?")  # objects_by_prefix
+        params.append(top)
+    if prefix:
+        where.append("+key >= ? AND +key < ?")
+        params += [prefix, prefix + "\U0010ffff"]
+    if is_temp is not None:
+        # objects_by_temp unless a prefix already chose objects_by_prefix
+        where.append("+is_temp = ?" if where else "is_temp = ?")
+        params.append(int(is_temp))
+    return where or ["1"], params

@@ -129,10 +129,10 @@ def cleanup_temp(
 ) -> CleanupOut:
     report = service.cleanup(older_than=timedelta(hours=hours))
     return CleanupOut(
-        deleted_objects=len(report.deleted_objects),
+        deleted_objects=report.counts["deleted_objects"],
         deleted_bytes=report.deleted_bytes,
-        orphan_spool_files=len(report.orphan_spool_files),
-        aborted_multipart=len(report.aborted_multipart),
+        orphan_spool_files=report.counts["orphan_spool_files"],
+        aborted_multipart=report.counts["aborted_multipart"],
     )
 
 
