@@ -19,7 +19,7 @@ Then ``stowage stats --json`` and ``stowage cleanup --older-than 24h`` run in cl
 smallest N of the run: the ratios show how cost grows with the store.
 
 Usage: .venv/bin/python -m bench.catalog [--rows 10000 100000 1000000] [--samples 200]
-       [--code DIR]   (run the service and CLI from another checkout's runtime/, e.g. the
+       [--pages 5000] [--code DIR]   (run the service and CLI from another checkout's runtime/, e.g. the
                        code before a change, extracted with `git archive`)
 """
 
@@ -138,7 +138,9 @@ def timed(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
     return elapsed, response
 
 
-def api_figures(n: int, root: Path, env: dict, samples: int) -> dict[str, list[float]]:
+def api_figures(
+    n: int, root: Path, env: dict, samples: int, pages: int
+) -> dict[str, list[float]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = service_env(root, port, **env)
@@ -160,7 +162,7 @@ def api_figures(n: int, root: Path, env: dict, samples: int) -> dict[str, list[f
                 figures[name] = [timed(client, url)[0] for _ in range(samples)]
             chain, cursors, cursor, page = [], [], None, 0
             rng = random.Random(n)  # noqa: S311 - reproducible picks, not secrets
-            while page < 5000:
+            while page < pages:
                 elapsed, response = timed(client, first + (f"&cursor={cursor}" if cursor else ""))
                 chain.append(elapsed)
                 page += 1
@@ -183,6 +185,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--pages", type=int, default=5000, help="length of the cursor chain")
     parser.add_argument("--code", type=Path, help="another checkout's runtime/ directory")
     args = parser.parse_args()
     extra = {"PYTHONPATH": str(args.code.resolve())} if args.code else {}
@@ -193,7 +196,7 @@ def main() -> None:
             build(n)
             print(f"# {n} rows: cache ready in {time.perf_counter() - built:.1f} s", flush=True)
             root = working_copy(n, Path(tmp))
-            api = api_figures(n, root, extra, args.samples)
+            api = api_figures(n, root, extra, args.samples, args.pages)
             env = service_env(root, free_port(), **extra)
             cli = {
                 "stowage stats": measured([str(BIN / "stowage"), "stats", "--json"], env),
