@@ -173,14 +173,14 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 def cmd_stats(args: argparse.Namespace) -> int:
     from stowage.catalog import open_catalog
-    from stowage.stats import collect, render_table
+    from stowage.stats import collect, on_disk, render_table
 
     settings = load_settings()
     if args.path:
         settings = settings.model_copy(update={"local_root": Path(args.path)})
     # A missing root is one line here, before opening the catalog would create it there.
     shutil.disk_usage(settings.local_root)
-    catalog = open_catalog(settings.resolved_catalog_url)
+    catalog = open_catalog(settings.resolved_catalog_url) if on_disk(settings) else None
     try:
         stats = collect(
             settings.local_root,
@@ -188,7 +188,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
             catalog=catalog,
         )
     finally:
-        catalog.close()
+        if catalog:
+            catalog.close()
     print(json.dumps(stats.as_json(), indent=2) if args.json else render_table(stats))
     return 0
 

@@ -29,6 +29,7 @@ from prometheus_client.core import GaugeMetricFamily
 
 from stowage.backends.local import SPOOL_DIR
 from stowage.keys import TEMP_PREFIX
+from stowage.settings import Settings, StorageMode
 
 if TYPE_CHECKING:
     from stowage.catalog import Catalog
@@ -91,6 +92,11 @@ def _files(directory: Path) -> Iterator[os.DirEntry]:
                 yield entry
 
 
+def on_disk(settings: Settings) -> bool:
+    """Whether this service keeps objects on its own disk (local or hybrid mode)."""
+    return settings.storage_mode is not StorageMode.S3
+
+
 def record_cleanup(root: Path, now: datetime | None = None) -> None:
     """Note that a cleanup finished (``stowage cleanup`` calls this after a real run)."""
     marker = Path(root) / CLEANUP_MARKER
@@ -109,8 +115,10 @@ def _last_cleanup(root: Path) -> datetime | None:
         return None
 
 
-def collect(root: Path, *, temp_max_age_hours: int, catalog: Catalog) -> HostStats:
-    """Measure everything the host can know: the disk from ``root``, objects from ``catalog``."""
+def collect(root: Path, *, temp_max_age_hours: int, catalog: Catalog | None) -> HostStats:
+    """Measure everything the host can know: the disk from ``root``, objects from ``catalog``
+    (None when no object lives on this disk: an S3-mode service, whose catalog may be a
+    DynamoDB table that a scrape every minute on every host must not scan)."""
     root = Path(root).resolve()
     disk = shutil.disk_usage(root)
     stats = HostStats(
@@ -121,14 +129,15 @@ def collect(root: Path, *, temp_max_age_hours: int, catalog: Catalog) -> HostSta
         disk_used_percent=round(100 * disk.used / disk.total, 1) if disk.total else 0.0,
         temp_max_age_hours=temp_max_age_hours,
     )
-    for prefix, usage in catalog.stats().by_prefix.items():
+    for prefix, usage in catalog.stats().by_prefix.items() if catalog else ():
         if prefix:  # a key with no directory has no prefix to count it under
             top = stats.prefixes.setdefault(prefix.split("/", 1)[0] + "/", Usage())
             top.objects += usage["objects"]
             top.bytes += usage["bytes"]
     stats.prefixes = dict(sorted(stats.prefixes.items()))
     expired_before = datetime.now(UTC) - timedelta(hours=temp_max_age_hours)
-    stats.temp_expired = Usage(*catalog.temp_backlog(expired_before))
+    if catalog:
+        stats.temp_expired = Usage(*catalog.temp_backlog(expired_before))
     for entry in _files(root / SPOOL_DIR):
         stats.spool.add(entry.stat(follow_symlinks=False).st_size)
     finished = _last_cleanup(root)
@@ -199,7 +208,7 @@ class HostStatsCollector:
                 stats = collect(
                     service.settings.local_root,
                     temp_max_age_hours=service.settings.temp_max_age_hours,
-                    catalog=service.catalog,
+                    catalog=service.catalog if on_disk(service.settings) else None,
                 )
                 self._cached = (time.monotonic(), stats)
             return self._cached[1]

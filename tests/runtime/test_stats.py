@@ -179,3 +179,17 @@ def test_metrics_still_answer_without_a_media_root(serve, tmp_path):
     assert response.status_code == 200
     assert "stowage_request_duration_seconds" in response.text
     assert "stowage_disk_free_bytes" not in response.text
+
+
+def test_an_s3_mode_service_counts_nothing_on_its_disk(serve, bucket):
+    """Its objects live in the bucket (and its catalog may be a DynamoDB table that a scrape
+    every minute on every host must not scan): no per-prefix counts, disk numbers stay."""
+    api = serve(STOWAGE_STORAGE_MODE="s3", STOWAGE_S3_BUCKET=bucket, STOWAGE_S3_PREFIX="m/")
+    response = api.client.post(
+        "/api/upload/image", files={"file": ("a.png", image_bytes())}, headers=AUTH
+    )
+    assert response.status_code == 201, response.text
+    text = api.client.get("/metrics").text
+    assert "stowage_disk_free_bytes" in text
+    assert "stowage_stored_objects{" not in text
+    assert stats_json(api)["prefixes"] == {}
