@@ -19,8 +19,9 @@ Then ``stowage stats --json`` and ``stowage cleanup --older-than 24h`` run in cl
 smallest N of the run: the ratios show how cost grows with the store.
 
 Usage: .venv/bin/python -m bench.catalog [--rows 10000 100000 1000000] [--samples 200]
-       [--pages 5000] [--code DIR]   (run the service and CLI from another checkout's runtime/, e.g. the
-                       code before a change, extracted with `git archive`)
+       [--pages 5000] [--code DIR]
+--code runs the service and the CLI from another checkout's runtime/ directory (e.g. the code
+before a change: `git archive COMMIT runtime | tar -x -C .cache/base`).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from pathlib import Path
 import httpx
 
 from bench.measure import measured
-from tests.helpers import free_port, running, wait_for_http
+from tests.helpers import free_port, running
 from tests.runtime.conftest import TOKEN, service_env
 
 BIN = Path(sys.executable).parent
@@ -138,9 +139,20 @@ def timed(client: httpx.Client, url: str) -> tuple[float, httpx.Response]:
     return elapsed, response
 
 
-def api_figures(
-    n: int, root: Path, env: dict, samples: int, pages: int
-) -> dict[str, list[float]]:
+def ready(base: str, process: subprocess.Popen) -> None:
+    """Wait for the first answer of /healthz with one patient request: a probe that gives up
+    after seconds and asks again would pile requests onto a service slow to answer."""
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the service exited with {process.returncode}")
+        try:
+            httpx.get(f"{base}/healthz", timeout=1800)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+
+def api_figures(n: int, root: Path, env: dict, samples: int, pages: int) -> dict[str, list[float]]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = service_env(root, port, **env)
@@ -148,12 +160,13 @@ def api_figures(
     serve = [str(BIN / "stowage"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with running(serve, env=env, log=root.parent / f"serve-{n}.log") as process:
         started = time.perf_counter()
-        wait_for_http(f"{base}/healthz", timeout=1800, process=process)
+        ready(base, process)
         figures["start-up (s, incl. schema work)"] = [time.perf_counter() - started]
         auth = {"Authorization": f"Bearer {TOKEN}"}
         with httpx.Client(base_url=base, headers=auth, timeout=600) as client:
             first = "/api/upload?limit=100"
             for name, url in (
+                ("/healthz", "/healthz"),
                 ("list, first page", first),
                 ("list prefix=images/, first page", first + "&prefix=images/"),
                 ("list is_temp=true, first page", first + "&is_temp=true"),
@@ -206,16 +219,19 @@ def main() -> None:
             }
             results[n] = {"api": api, "cli": cli}
             print(f"# {n} rows done; cleanup said: {cli['stowage cleanup'].stdout.decode()}")
+            report(results, only=n)
             shutil.rmtree(root)
+    print("\n# all sizes")
     report(results)
 
 
-def report(results: dict[int, dict]) -> None:
+def report(results: dict[int, dict], only: int | None = None) -> None:
     smallest = min(results)
+    shown = {only: results[only]} if only else results
     print(
         "\n| request | rows | n | p50 ms | p99 ms | p99 vs smallest N |\n|---|---|---|---|---|---|"
     )
-    for n, result in results.items():
+    for n, result in shown.items():
         for name, values in result["api"].items():
             base = results[smallest]["api"].get(name) or _same_kind(results[smallest], name)
             ratio = pct(values, 0.99) / pct(base, 0.99) if base else float("nan")
@@ -228,7 +244,7 @@ def report(results: dict[int, dict]) -> None:
             )
     print("\n| command | rows | wall s | peak RSS MiB | µs per row | per row vs smallest N |")
     print("|---|---|---|---|---|---|")
-    for n, result in results.items():
+    for n, result in shown.items():
         for name, m in result["cli"].items():
             per_row = m.seconds / n * 1e6
             base = results[smallest]["cli"][name].seconds / smallest * 1e6
