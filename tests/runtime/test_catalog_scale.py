@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -250,3 +252,26 @@ def test_cleanup_over_several_batches_removes_exactly_the_expired(serve, tmp_pat
         "/api/upload/stats/overview", headers={"Authorization": f"Bearer {TOKEN}"}
     ).json()
     assert overview["objects"] == len(young) + len(permanent)
+
+
+def test_processes_opening_an_old_database_at_once_upgrade_it_once(tmp_path):
+    """The service's workers and a cron cleanup may open an old catalog together: each
+    opens it, one upgrades it, the totals count every row once."""
+    path = tmp_path / "catalog.db"
+    old = sqlite3.connect(path)
+    old.executescript(FIRST_SCHEMA)
+    old.close()
+    fill(path, [row(i, temp=i % 5 == 0) for i in range(3_000)])
+    opener = (
+        "import sys; from pathlib import Path; from stowage.catalog.sqlite import SqliteCatalog;"
+        " print(SqliteCatalog(Path(sys.argv[1])).stats().objects)"
+    )
+    processes = [
+        subprocess.Popen([sys.executable, "-c", opener, str(path)], stdout=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    outputs = [p.communicate(timeout=120)[0].decode().strip() for p in processes]
+    assert [p.returncode for p in processes] == [0] * 4
+    assert outputs == ["3000"] * 4
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT SUM(objects) FROM totals").fetchone()[0] == 3_000
