@@ -34,8 +34,8 @@ def stored_files(stack) -> list:
 
 @pytest.mark.parametrize("framing", ["content-length", "chunked", "multipart-form"])
 def test_bodies_spanning_many_batches_arrive_whole(stack, framing):
-    """21 MiB (five 4 MiB batches and a remainder) in odd-sized pieces: same bytes, same
-    SHA-256 as the client's, in every framing."""
+    """21 MiB (many 1 MiB write batches and a remainder) in odd-sized pieces: same bytes,
+    same SHA-256 as the client's, in every framing."""
     data = mp4_bytes(21 * MIB + 12_345)
     headers = AUTH | {"X-Filename": "clip.mp4", "Content-Type": "application/octet-stream"}
     if framing == "content-length":

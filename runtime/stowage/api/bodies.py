@@ -26,7 +26,7 @@ from stowage.sniff import SNIFF_BYTES
 # A batch of received chunks is hashed and written by a worker thread while the event loop
 # collects the next one: hashlib releases the GIL on large buffers, so hashing, the write
 # and receiving overlap. At most two batches are held (one in flight, one collecting).
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 IOV_MAX = 1024
 
 
