@@ -99,6 +99,25 @@ def curl_upload(source: Path, url: str, response: Path) -> float:
     return elapsed
 
 
+def refused_unread(source: Path, url: str, spool: Path) -> str:
+    """(b)'s auth_request must run before Nginx reads the body: send the whole file without
+    a token, watch the spool directory meanwhile. Returns the status; raises if a body file
+    appeared."""
+    with subprocess.Popen(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-T", source, url],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as curl:
+        while curl.poll() is None:
+            if any(spool.iterdir()):
+                raise RuntimeError("design (b) stored an unauthenticated body")
+            time.sleep(0.01)
+        status = curl.stdout.read()
+    if status != "401":
+        raise RuntimeError(f"design (b) answered {status} to an unauthenticated upload")
+    return status
+
+
 def body_file_server(port: int, stub_port: int, socket: Path, spool: Path, prefix: Path) -> str:
     """Design (b)'s Nginx server: auth_request first, then the body to a file in ``spool``."""
     return f"""
@@ -204,6 +223,7 @@ def main() -> None:
             left = list(spool_b.iterdir())
             if left:
                 raise RuntimeError(f"design (b) left Nginx temp files behind: {left}")
+            unauthenticated_b = refused_unread(source, f"http://127.0.0.1:{port_b}/upload", spool_b)
 
     mib = size / 1024**2
     median = {name: statistics.median(r[0] for r in rows) for name, rows in runs.items()}
@@ -226,6 +246,7 @@ def main() -> None:
         print(f"| {label} | {rate:,.0f} | {ratio:.2f}x | {used} |")
     print(f"\n(a) service RSS idle / peak: {idle:.0f} MiB / {a_peak:.0f} MiB")
     print(f"(b) receiver peak RSS: {b_peak:.0f} MiB")
+    print(f"(b) the whole body without a token: {unauthenticated_b}, no body file written")
     print(f"\n(a) / dd = {median['dd'] / median['a']:.2f}x")
     print(f"(b) / dd = {median['dd'] / median['b']:.2f}x")
 
