@@ -1,5 +1,6 @@
 """bench/serve: downloads through (a) a signed URL checked by Nginx, (b) plain Nginx static
-serving of the same files, (c) uvicorn FileResponse. One run, same machine, ratios reported.
+serving of the same files, (c) uvicorn FileResponse with as many worker processes as Nginx
+has (the test skeleton's ``worker_processes``). One run, same machine, ratios reported.
 
 Usage: .venv/bin/python -m bench.serve [--seconds 10] [--connections 32]
 """
@@ -18,9 +19,10 @@ from pathlib import Path
 from stowage.signing import sign_file_url
 from tests.helpers import ensure_debian_packages, free_port, running, wait_for_http, wait_for_socket
 from tests.runtime.conftest import SECRET, service_env
-from tests.runtime.nginx import nginx_binary, render_site
+from tests.runtime.nginx import SKELETON, nginx_binary, render_site
 
 BIN = Path(sys.executable).parent
+NGINX_WORKERS = int(re.search(r"worker_processes (\d+);", SKELETON).group(1))
 
 
 def wrk(url: str, *, seconds: int, connections: int) -> tuple[float, float]:
@@ -90,6 +92,8 @@ def main() -> None:
                     "bench.fileresponse_app:app",
                     "--port",
                     str(peer_port),
+                    "--workers",
+                    str(NGINX_WORKERS),
                     "--no-access-log",
                     "--log-level",
                     "warning",
@@ -115,6 +119,7 @@ def main() -> None:
                     time.sleep(1)
                 rows.append((name, connections, results))
 
+    print(f"Nginx workers: {NGINX_WORKERS}; uvicorn workers: {NGINX_WORKERS}\n")
     print("| file | connections | path | requests/s | MB/s |\n|---|---|---|---|---|")
     for name, connections, results in rows:
         for label, (rps, mbps) in results.items():

@@ -3,16 +3,18 @@
 Starlette's own form parsing spools parts over 1 MiB to ``$TMPDIR`` before a handler runs
 (a full /tmp then shows up as an opaque 400). Here the raw body or the ``file`` part of a
 multipart form goes straight from ``request.stream()`` to a spool file next to the media,
-hashed on the way, with the size limit enforced as bytes arrive.
+hashed on the way, with the size limit enforced as bytes arrive. The bytes are never
+joined or copied in Python: chunks go to the file with ``writev`` as they came.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import os
 from pathlib import Path
 
-import anyio
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
@@ -21,11 +23,30 @@ from stowage.errors import BadRequest, DiskFull, TooLarge
 from stowage.service import Spooled
 from stowage.sniff import SNIFF_BYTES
 
-FLUSH_BYTES = 1024 * 1024
+# A batch of received chunks is hashed and written by a worker thread while the event loop
+# collects the next one: hashlib releases the GIL on large buffers, so hashing, the write
+# and receiving overlap. At most two batches are held (one in flight, one collecting).
+BATCH_BYTES = 1024 * 1024
+IOV_MAX = 1024
+
+
+def _write_all(fd: int, chunks: list[bytes | memoryview]) -> None:
+    """One writev per up to IOV_MAX chunks, no joining copy; partial writes resumed."""
+    views = [memoryview(chunk) for chunk in chunks if len(chunk)]
+    first = 0
+    while first < len(views):
+        written = os.writev(fd, views[first : first + IOV_MAX])
+        while written:
+            if written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
+            else:
+                views[first] = views[first][written:]
+                written = 0
 
 
 class SpoolWriter:
-    """Collects chunks into a new spool file; flushes ~1 MiB at a time off the event loop."""
+    """Streams chunks into a new spool file, hashed on the way, with bounded memory."""
 
     def __init__(self, path: Path, limit: int) -> None:
         self.path = path
@@ -33,33 +54,53 @@ class SpoolWriter:
         self.size = 0
         self.head = b""
         self._sha = hashlib.sha256()
-        self._buffer = bytearray()
-        self._file = open(path, "xb")  # noqa: SIM115 - closed in finish/discard
+        self._batch: list[bytes | memoryview] = []
+        self._batched = 0
+        self._in_flight: asyncio.Future | None = None
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes | memoryview) -> None:
+        if not chunk:
+            return
         self.size += len(chunk)
         if self.size > self.limit:
             raise TooLarge(f"upload exceeds the limit of {self.limit} bytes")
         if len(self.head) < SNIFF_BYTES:
-            self.head += chunk[: SNIFF_BYTES - len(self.head)]
-        self._sha.update(chunk)
-        self._buffer += chunk
-        if len(self._buffer) >= FLUSH_BYTES:
-            await self._flush()
+            self.head += bytes(chunk[: SNIFF_BYTES - len(self.head)])
+        self._batch.append(chunk)
+        self._batched += len(chunk)
+        if self._batched >= BATCH_BYTES:
+            await self._submit()
 
-    async def _flush(self) -> None:
-        data, self._buffer = bytes(self._buffer), bytearray()
+    def _hash_and_write(self, chunks: list[bytes | memoryview]) -> None:
+        for chunk in chunks:
+            self._sha.update(chunk)
+        _write_all(self._fd, chunks)
+
+    async def _submit(self) -> None:
+        await self._settle()
+        chunks, self._batch, self._batched = self._batch, [], 0
+        loop = asyncio.get_running_loop()
+        self._in_flight = loop.run_in_executor(None, self._hash_and_write, chunks)
+
+    async def _settle(self) -> None:
+        """Wait for the batch in flight; its write error is this upload's error."""
+        if self._in_flight is None:
+            return
+        in_flight, self._in_flight = self._in_flight, None
         try:
-            await anyio.to_thread.run_sync(self._file.write, data)
+            await in_flight
         except OSError as exc:
             if disk_full(exc):
                 raise DiskFull("no space left on the media filesystem") from None
             raise
 
     async def finish(self) -> Spooled:
-        await self._flush()
+        await self._submit()
+        await self._settle()
+        fd, self._fd = self._fd, -1
         try:
-            await anyio.to_thread.run_sync(self._file.close)
+            os.close(fd)
         except OSError as exc:
             if disk_full(exc):
                 raise DiskFull("no space left on the media filesystem") from None
@@ -67,9 +108,23 @@ class SpoolWriter:
         return Spooled(path=self.path, sha256=self._sha.hexdigest(), size=self.size, head=self.head)
 
     def discard(self) -> None:
-        with contextlib.suppress(OSError):
-            self._file.close()
-        self.path.unlink(missing_ok=True)
+        """Remove the spool file. A batch still being written keeps the descriptor until
+        it is done, so the file is closed and removed when the worker thread lets go."""
+
+        def remove(done: asyncio.Future | None = None) -> None:
+            if done is not None and not done.cancelled():
+                done.exception()  # retrieved: the upload already failed for its own reason
+            if self._fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
+                self._fd = -1
+            self.path.unlink(missing_ok=True)
+
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            remove()
+        else:
+            in_flight.add_done_callback(remove)
 
 
 async def spool_raw(request: Request, path: Path, limit: int) -> Spooled:
@@ -128,7 +183,10 @@ async def spool_form_file(request: Request, path: Path, limit: int) -> tuple[Spo
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["in_file"]:
-            state["pending"].append(data[start:end])
+            # A view of the chunk we passed in; the parser's own look-behind buffer is
+            # reused, so what comes from it is copied.
+            piece = memoryview(data)[start:end] if type(data) is bytes else data[start:end]
+            state["pending"].append(piece)
 
     def on_part_end() -> None:
         state["in_file"] = False
