@@ -56,9 +56,12 @@ def write_inventory(host: Host, path: Path, **host_vars) -> str:
     return base
 
 
-def converge(inventory: Path, *extra: str, deployment: Path = DEPLOYMENT) -> Run:
+def converge(
+    inventory: Path, *extra: str, deployment: Path = DEPLOYMENT, env: dict[str, str] | None = None
+) -> Run:
     env = {
         **os.environ,
+        **(env or {}),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "STOWAGE_DEPLOYMENT": str(deployment),
         "ANSIBLE_FORCE_COLOR": "0",
