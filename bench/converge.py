@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=15, help="slowest tasks of the converged run")
     parser.add_argument(
         "--peer-strategy",
-        default="linear",
+        default="mitogen_linear",
         help="also re-run the converged host with this strategy; empty: no peer run",
     )
     args = parser.parse_args()
