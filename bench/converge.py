@@ -12,7 +12,6 @@ Usage: .venv/bin/python -m bench.converge [--idle-seconds 30]
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import tempfile
 import time
@@ -28,30 +27,56 @@ def rss_mib(host, unit: str) -> float:
     return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
 
 
+PROFILE = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_roles,ansible.posix.profile_tasks"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--idle-seconds", type=float, default=30)
+    parser.add_argument("--top", type=int, default=15, help="slowest tasks of the converged run")
+    parser.add_argument(
+        "--peer-strategy",
+        default="mitogen_linear",
+        help="also re-run the converged host with this strategy; empty: no peer run",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, booted_host(Path(tmp)) as host:
         inventory = Path(tmp) / "inventory.yml"
         write_inventory(host, inventory)
-        fresh = converge(inventory)
-        if fresh.returncode:
-            raise SystemExit(fresh.output[-4000:])
-        os.environ["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_roles"
-        converged = converge(inventory)
-        if converged.returncode or converged.recap["changed"]:
-            raise SystemExit(converged.output[-4000:])
+        runs = {"fresh host": converge(inventory)}
+        runs["converged host"] = converge(inventory, env=PROFILE)
+        if args.peer_strategy:
+            peer = {**PROFILE, "ANSIBLE_STRATEGY": args.peer_strategy}
+            runs[f"converged host, strategy {args.peer_strategy}"] = converge(inventory, env=peer)
+        for name, run in list(runs.items())[:2]:
+            if run.returncode or (name != "fresh host" and run.recap["changed"]):
+                raise SystemExit(f"{name}:\n{run.output[-4000:]}")
+        for name, run in list(runs.items())[2:]:
+            if run.returncode:
+                print(f"{name} failed, left out:\n{run.output[-2000:]}")
+                del runs[name]
         time.sleep(args.idle_seconds)
         service, nginx = rss_mib(host, "stowage"), rss_mib(host, "nginx")
 
-    print("| run | wall (s) | tasks ok | changed |\n|---|---|---|---|")
-    for name, run in (("fresh host", fresh), ("converged host", converged)):
-        print(f"| {name} | {run.seconds:.1f} | {run.recap['ok']} | {run.recap['changed']} |")
-    print(f"\nconverged / fresh = {converged.seconds / fresh.seconds:.2f} (goal <= 0.25)\n")
-    print("converged run by role:")
-    for line in converged.output.splitlines():
-        if re.match(r"^\w+ -+ \d+\.\d+s$", line) or line.startswith("total "):
+    fresh, converged = runs["fresh host"], runs["converged host"]
+    print("| run | wall (s) | tasks ok | changed | / fresh |\n|---|---|---|---|---|")
+    for name, run in runs.items():
+        print(
+            f"| {name} | {run.seconds:.1f} | {run.recap['ok']} | {run.recap['changed']}"
+            f" | {run.seconds / fresh.seconds:.2f} |"
+        )
+    print(f"\nconverged / fresh = {converged.seconds / fresh.seconds:.2f} (goal <= 0.25)")
+    for name, run in runs.items():
+        if name == "fresh host":
+            continue
+        lines = run.output.splitlines()
+        print(f"\n{name}, by role:")
+        for line in lines:
+            if re.match(r"^\w+ -+ \d+\.\d+s$", line) or line.startswith("total "):
+                print("  " + line)
+        print(f"{name}, slowest tasks:")
+        tasks = [line for line in lines if re.match(r"^.+ : .+ -+ \d+\.\d+s$", line)]
+        for line in tasks[: args.top]:
             print("  " + line)
     print(
         f"\nidle RSS after {args.idle_seconds:.0f} s: stowage {service:.1f} MiB (goal <= 80),"

@@ -56,9 +56,12 @@ def write_inventory(host: Host, path: Path, **host_vars) -> str:
     return base
 
 
-def converge(inventory: Path, *extra: str, deployment: Path = DEPLOYMENT) -> Run:
+def converge(
+    inventory: Path, *extra: str, deployment: Path = DEPLOYMENT, env: dict[str, str] | None = None
+) -> Run:
     env = {
         **os.environ,
+        **(env or {}),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "STOWAGE_DEPLOYMENT": str(deployment),
         "ANSIBLE_FORCE_COLOR": "0",
@@ -66,6 +69,8 @@ def converge(inventory: Path, *extra: str, deployment: Path = DEPLOYMENT) -> Run
         "ANSIBLE_CONFIG": str(ANSIBLE_DIR / "ansible.cfg"),
         # The container goes away with the test: no SSH master may outlive it.
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=10s",
+        # Each boot makes new host keys; Mitogen checks them from this setting, not ssh args.
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
     }
     started = time.perf_counter()
     result = subprocess.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import shutil
 import time
 
 import httpx
@@ -12,6 +13,7 @@ import pytest
 
 from tests.e2e.conftest import HOST_KEY, TOKEN
 from tests.e2e.playbook import converge
+from tests.helpers import ROOT
 from tests.runtime.conftest import mp4_bytes
 from tests.runtime.nginx import assert_signed_downloads, assert_traversal_refused
 
@@ -182,3 +184,27 @@ def test_rotating_the_signing_secret_invalidates_old_links(site):
         fresh = client.get(f"/api/upload/{upload['id']}", headers=AUTH)
         assert fresh.status_code == 200, fresh.text
         assert httpx.get(fresh.json()["download_url"], timeout=30).status_code == 200
+
+
+def test_a_change_to_the_runtime_sources_reinstalls_the_wheel(site, tmp_path):
+    """The playbook skips the wheel when the sources' hash is unchanged: a change must still
+    reach the host (same version number, new code) and restart the service."""
+    source = tmp_path / "runtime"
+    shutil.copytree(
+        ROOT / "runtime",
+        source,
+        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"),
+    )
+    mark = f"# e2e change {time.time_ns()}\n"
+    with (source / "stowage/__init__.py").open("a") as init:
+        init.write(mark)
+    pid = site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip()
+    changed = converge(site.inventory, "-e", f"runtime_source_dir={source}")
+    assert changed.returncode == 0, tail(changed.output)
+    assert changed.recap["changed"] > 0, tail(changed.output)
+    installed = site.host.ssh(
+        "cat /opt/stowage/venv/lib/python3*/site-packages/stowage/__init__.py"
+    ).stdout
+    assert mark in installed
+    wait_healthy(site)
+    assert site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip() != pid
