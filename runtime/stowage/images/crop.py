@@ -16,6 +16,8 @@ from PIL import Image, ImageChops, ImageFilter
 
 from stowage.images.colour import to_rgb_family
 
+# The original's S3 user metadata (x-amz-meta-stowage-focal) that holds its focal point.
+FOCAL_METADATA = "stowage-focal"
 # The saliency map's longest side, about: detail finer than this does not move a crop.
 SALIENCY_SIDE = 128
 _FOCAL = re.compile(
