@@ -88,7 +88,7 @@ def saliency_centre(image: Image.Image, width: int, height: int) -> tuple[float,
     # Column (or row) means of the map, one value per saliency pixel along the free axis.
     n = saliency.width if horizontal else saliency.height
     means = saliency.convert("F").resize((n, 1) if horizontal else (1, n), Image.Resampling.BOX)
-    profile = list(means.getdata())
+    profile = list(means.get_flattened_data())
     fraction = window_w / image.width if horizontal else window_h / image.height
     k = max(1, min(n, round(n * fraction)))
     sums = [0.0]
@@ -115,7 +115,9 @@ def _saliency(image: Image.Image) -> Image.Image:
         background.paste(small.convert("RGBA"), mask=small.getchannel("A"))
         small = background
     rgb = small.convert("RGB")
-    edges = rgb.convert("L").filter(ImageFilter.FIND_EDGES)
+    # Pillow's 3x3 filters copy the outermost pixels unfiltered: those are not edges.
+    inner = (1, 1, max(2, rgb.width - 1), max(2, rgb.height - 1))
+    edges = rgb.convert("L").filter(ImageFilter.FIND_EDGES).crop(inner)
     # Half weight: a colourful flat background must not outweigh a detailed subject.
-    saturation = rgb.convert("HSV").getchannel("S").point(lambda value: value // 2)
+    saturation = rgb.convert("HSV").getchannel("S").point(lambda value: value // 2).crop(inner)
     return ImageChops.add(edges, saturation)
