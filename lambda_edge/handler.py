@@ -28,7 +28,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from stowage.images.core import VariantConfig, VariantError, parse_variant_uri, render
-from stowage.images.crop import FOCAL_METADATA, parse_focal
+from stowage.images.focal import FOCAL_METADATA, parse_focal
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)

@@ -17,7 +17,7 @@ from stowage.images.core import (
     parse_variant_uri,
     render,
 )
-from stowage.images.crop import focal_metadata, parse_focal
+from stowage.images.focal import focal_text, parse_focal
 from tests.lambda_edge.cff import function_runner, viewer_event
 
 RED = (220, 30, 30)
@@ -216,8 +216,8 @@ def test_focal_metadata_parses_or_is_ignored(text, focal):
 
 
 def test_focal_metadata_round_trips():
-    assert focal_metadata(0.25, 0.7) == "0.250,0.700"
-    assert parse_focal(focal_metadata(0.3333, 1)) == (0.333, 1.0)
+    assert focal_text((0.25, 0.7)) == "0.250,0.700"
+    assert parse_focal(focal_text((0.3333, 1))) == (0.333, 1.0)
 
 
 # --- the CloudFront Function -------------------------------------------------------------

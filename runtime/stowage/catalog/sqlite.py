@@ -20,6 +20,7 @@ from stowage.catalog.base import (
     session_to_json,
 )
 from stowage.errors import Conflict, DiskFull, NotFound
+from stowage.images.focal import focal_text, parse_focal
 from stowage.keys import top_prefix
 
 _SCHEMA = """
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS objects (
     backend TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    expires_at TEXT
+    expires_at TEXT,
+    focal TEXT
 );
 CREATE INDEX IF NOT EXISTS objects_by_prefix ON objects (prefix, created_at, id);
 CREATE INDEX IF NOT EXISTS objects_temp ON objects (is_temp, created_at);
@@ -46,11 +48,12 @@ CREATE TABLE IF NOT EXISTS multipart (
 
 _INSERT = (
     "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
-    " created_at, updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " created_at, updated_at, expires_at, focal) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 _COLUMNS = (
-    "id, key, size, sha256, content_type, is_temp, backend, created_at, updated_at, expires_at"
+    "id, key, size, sha256, content_type, is_temp, backend, created_at, updated_at, expires_at,"
+    " focal"
 )
 
 
@@ -66,6 +69,7 @@ def _record(row: sqlite3.Row) -> Record:
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
+        focal_point=parse_focal(row["focal"]),
     )
 
 
@@ -82,6 +86,7 @@ def _row(record: Record) -> tuple:
         record.created_at.isoformat(),
         record.updated_at.isoformat(),
         record.expires_at.isoformat() if record.expires_at else None,
+        focal_text(record.focal_point) if record.focal_point else None,
     )
 
 
@@ -103,6 +108,9 @@ class SqliteCatalog(Catalog):
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(objects)")}
+        if "focal" not in columns:  # a catalog made before focal points: upgrade in place
+            self._db.execute("ALTER TABLE objects ADD COLUMN focal TEXT")
 
     def _query(self, sql: str, params: tuple = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -145,7 +153,7 @@ class SqliteCatalog(Catalog):
         where, params = self._unchanged(record.id, expected_key)
         changed = self._write(
             "UPDATE objects SET key=?, prefix=?, size=?, sha256=?, content_type=?, is_temp=?,"
-            f" backend=?, created_at=?, updated_at=?, expires_at=? WHERE {where}",
+            f" backend=?, created_at=?, updated_at=?, expires_at=?, focal=? WHERE {where}",
             (*values[1:], *params),
         )
         if not changed:

@@ -10,31 +10,12 @@ few hundred values."""
 
 from __future__ import annotations
 
-import re
-
 from PIL import Image, ImageChops, ImageFilter
 
 from stowage.images.colour import to_rgb_family
 
-# The original's S3 user metadata (x-amz-meta-stowage-focal) that holds its focal point.
-FOCAL_METADATA = "stowage-focal"
 # The saliency map's longest side, about: detail finer than this does not move a crop.
 SALIENCY_SIDE = 128
-_FOCAL = re.compile(
-    r"^\s*(0(?:\.\d{1,6})?|1(?:\.0{1,6})?)\s*,\s*(0(?:\.\d{1,6})?|1(?:\.0{1,6})?)\s*$"
-)
-
-
-def focal_metadata(x: float, y: float) -> str:
-    """The focal point as stored in an original's S3 metadata (``stowage-focal``)."""
-    return f"{x:.3f},{y:.3f}"
-
-
-def parse_focal(value: str | None) -> tuple[float, float] | None:
-    """``"0.250,0.700"`` -> (0.25, 0.7); None for a missing or malformed value (the crop then
-    falls back to the automatic centre rather than failing the variant)."""
-    match = _FOCAL.match(value or "")
-    return (float(match[1]), float(match[2])) if match else None
 
 
 def _window(size: tuple[int, int], width: int, height: int) -> tuple[float, float]:
