@@ -76,18 +76,26 @@ def saliency_centre(image: Image.Image, width: int, height: int) -> tuple[float,
     for value in profile:
         sums.append(sums[-1] + value)
     middle = (n - k) / 2
-    # The highest sum; among equal ones the most central, so a flat image crops its centre.
-    start = max(range(n - k + 1), key=lambda s: (round(sums[s + k] - sums[s], 3), -abs(s - middle)))
-    centre = (start + k / 2) / n
+    scores = [sums[s + k] - sums[s] for s in range(n - k + 1)]
+    # Windows within 1 % (or one grey level a column) of the best tie, and the most central
+    # of them wins: an image without a subject, or with noise only, crops its centre.
+    floor = max(scores) - max(0.01 * max(scores), k)
+    start = min(
+        (s for s, score in enumerate(scores) if score >= floor), key=lambda s: abs(s - middle)
+    )
+    # The centre window, as exactly as the map's whole pixels can say it.
+    centre = 0.5 if abs(start - middle) <= 0.5 else (start + k / 2) / n
     return (centre, 0.5) if horizontal else (0.5, centre)
 
 
 def _saliency(image: Image.Image) -> Image.Image:
-    """Edge strength plus half the saturation, an L map of about SALIENCY_SIDE px a side."""
+    """Edge strength plus half the saturation, an L map of about SALIENCY_SIDE px a side.
+    Edges are found at four times that scale and then averaged down, so fine detail (hair,
+    text, foliage) still counts where a smaller copy would have blurred it flat."""
     small = image
     if small.mode not in ("RGB", "RGBA", "L", "LA"):
         small = to_rgb_family(small, "png")
-    factor = max(1, max(small.size) // SALIENCY_SIDE)
+    factor = -(-max(small.size) // (4 * SALIENCY_SIDE))  # rounded up: at most 4x the map
     if factor > 1:
         small = small.reduce(factor)
     if small.mode in ("RGBA", "LA"):
@@ -101,4 +109,5 @@ def _saliency(image: Image.Image) -> Image.Image:
     edges = rgb.convert("L").filter(ImageFilter.FIND_EDGES).crop(inner)
     # Half weight: a colourful flat background must not outweigh a detailed subject.
     saturation = rgb.convert("HSV").getchannel("S").point(lambda value: value // 2).crop(inner)
-    return ImageChops.add(edges, saturation)
+    down = max(1, max(edges.size) // SALIENCY_SIDE)
+    return ImageChops.add(edges.reduce(down), saturation.reduce(down))
