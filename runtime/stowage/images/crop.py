@@ -2,7 +2,7 @@
 sits, and the automatic crop centre when the original has no focal point.
 
 The automatic centre is attention-like, as libvips' ``attention`` smartcrop: a saliency map
-(edge strength of the luma plus colour saturation) on a copy of at most ~256 px a side, then
+(edge strength of the luma plus colour saturation) of about 128 px a side, then
 the crop window (a cover crop always spans the whole width or the whole height) slid along
 the one free axis to where the map sums highest. Pillow only, no numpy: the map's column (or
 row) means come from one BOX resize to a single row, and the slide is a prefix sum over a
