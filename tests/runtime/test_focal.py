@@ -115,6 +115,30 @@ def test_changing_the_focal_point_removes_the_hosts_variants(serve):
     assert api.client.delete(focal_url(record["id"]), headers=api.auth).status_code == 200
 
 
+def test_hybrid_sets_the_point_on_every_side_that_holds_the_original(serve, bucket):
+    """A copy-mode migration leaves an original on both sides: the S3 copy gets the metadata
+    the edge reads, and the host's variants go."""
+    import boto3
+
+    from tests.runtime.test_service_hybrid import upload_on_both_sides
+
+    api = serve(
+        STOWAGE_STORAGE_MODE="hybrid", STOWAGE_S3_BUCKET=bucket, STOWAGE_HYBRID_S3_PERCENT="50"
+    )
+    api.s3 = boto3.client("s3", endpoint_url=api.env["AWS_ENDPOINT_URL_S3"])
+    api.bucket = bucket
+    record = upload_on_both_sides(api, is_temp=False, n=1)
+    variant = api.root / "variants" / record["key"] / "400x400-cover.webp"
+    variant.parent.mkdir(parents=True)
+    variant.write_bytes(b"old crop")
+    put = api.client.put(focal_url(record["id"]), json={"x": 0.2, "y": 0.4}, headers=api.auth)
+    assert put.status_code == 200, put.text
+    head = api.s3.head_object(Bucket=bucket, Key=record["key"])
+    assert head["Metadata"]["stowage-focal"] == "0.200,0.400"
+    assert head["ContentType"] == "image/png"
+    assert not variant.exists()
+
+
 # --- catalogs -------------------------------------------------------------------------------
 
 
