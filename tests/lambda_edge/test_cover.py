@@ -7,6 +7,8 @@ import io
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from stacks.config import load_config
@@ -17,6 +19,7 @@ from stowage.images.core import (
     parse_variant_uri,
     render,
 )
+from stowage.images.crop import cover_box, decode_box, output_size
 from stowage.images.focal import focal_text, parse_focal
 from tests.lambda_edge.cff import function_runner, viewer_event
 
@@ -282,3 +285,33 @@ def _example_core_json() -> dict:
     from stacks.edge_config import variant_config
 
     return variant_config(load_config("example").cdn)
+
+
+# --- geometry, for any sizes --------------------------------------------------------------
+
+
+SIDES = st.integers(min_value=1, max_value=20_000)
+BOXES = st.integers(min_value=1, max_value=8192)
+FRACTIONS = st.floats(min_value=0, max_value=1)
+
+
+@settings(max_examples=300, derandomize=True, deadline=None)
+@given(w=SIDES, h=SIDES, bw=BOXES, bh=BOXES, cx=FRACTIONS, cy=FRACTIONS)
+def test_cover_geometry_stays_inside_keeps_the_ratio_and_never_upscales(w, h, bw, bh, cx, cy):
+    left, top, right, bottom = cover_box((w, h), bw, bh, (cx, cy))
+    assert 0 <= left <= right <= w + 1e-6
+    assert 0 <= top <= bottom <= h + 1e-6
+    # The window spans the whole width or the whole height, at the box's ratio.
+    assert right - left == pytest.approx(w) or bottom - top == pytest.approx(h)
+    assert (right - left) * bh == pytest.approx((bottom - top) * bw, rel=1e-9)
+    out = output_size((w, h), bw, bh, "cover")
+    assert out[0] <= max(bw, 1)
+    assert out[1] <= max(bh, 1)
+    assert out[0] <= right - left + 1
+    assert out[1] <= bottom - top + 1
+    if right - left >= bw:
+        assert out == (bw, bh)
+    # A decode shrunk to decode_box still holds a window as large as the output.
+    dw, dh = decode_box((w, h), bw, bh, "cover")
+    window = cover_box((dw, dh), bw, bh, (0.5, 0.5))
+    assert window[2] - window[0] >= out[0] - 1
