@@ -1,13 +1,15 @@
 // CloudFront Function (viewer-request, cloudfront-js-2.0): friendly image URLs to variants.
 //
 //   /img/{original_key}?w=800[&h=600][&fmt=webp]  ->  /variants/{original_key}/{w}x{h}.{fmt}
+//   /img/{original_key}?w=400&h=400&fit=cover     ->  /variants/{original_key}/{w}x{h}-cover.{fmt}
 //
 // It runs on the /img/ and /variants/ behaviours. CloudFront chose the behaviour (and with
 // it whether a signature is required) from the path the viewer sent, before this runs; a
 // path that percent-encodes an unreserved character (/img/%69mages/...) is refused, because
 // S3 and the resizer would decode it into a prefix another behaviour guards.
 //
-// The width (and height) snap to the allowlist so the cache key stays small; without w the
+// The width (and height) snap to the allowlist so the cache key stays small (a cover box to the
+// allowed one of the nearest aspect ratio, then by width); without w the
 // width comes from client hints, without fmt the format from Accept's q-values (ties: AVIF >
 // WebP > JPEG > PNG). Hints never enter the cache key: only the rewritten URI does. Malformed
 // input gets 400. The allowlist is
@@ -43,6 +45,37 @@ function snap(value, allowed) {
         best = Math.max.apply(null, allowed);
     }
     return best;
+}
+
+// The cover sizes (boxes, and widths x heights > 0) of the aspect ratio nearest the asked one;
+// of those, the width snaps as a width does.
+function coverSize(width, height) {
+    var sizes = STOWAGE_CONFIG.boxes.slice();
+    STOWAGE_CONFIG.widths.forEach(function (w) {
+        STOWAGE_CONFIG.heights.forEach(function (h) {
+            if (h > 0) {
+                sizes.push([w, h]);
+            }
+        });
+    });
+    var ratio = Math.log(width / height);
+    var nearest = [];
+    var distance = Infinity;
+    for (var i = 0; i < sizes.length; i++) {
+        var d = Math.abs(Math.log(sizes[i][0] / sizes[i][1]) - ratio);
+        if (d < distance - 1e-9) {
+            nearest = [];
+            distance = d;
+        }
+        if (d <= distance + 1e-9) {
+            nearest.push(sizes[i]);
+        }
+    }
+    if (nearest.length === 0) {
+        return null;
+    }
+    var w = snap(width, nearest.map(function (s) { return s[0]; }));
+    return nearest.filter(function (s) { return s[0] === w; })[0];
 }
 
 function validKey(key) {
@@ -222,13 +255,31 @@ function handler(event) {
     } else {
         format = pickFormat(request, STOWAGE_CONFIG.formats);
     }
-    var heights = STOWAGE_CONFIG.heights.filter(function (h) { return h > 0; });
-    var h = (height === null || height === 0 || heights.length === 0) ? 0 : snap(height, heights);
-    if (h === 0 && STOWAGE_CONFIG.heights.indexOf(0) === -1) {
-        h = snap(1, heights);
+    var fit = query.fit ? query.fit.value : 'fit';
+    if (STOWAGE_CONFIG.fits.indexOf(fit) === -1) {
+        return badRequest('fit must be one of ' + STOWAGE_CONFIG.fits.join(', '));
     }
-    request.uri = '/variants/' + key + '/' + snap(width, STOWAGE_CONFIG.widths) + 'x' + h +
-        '.' + format;
+    var size;
+    if (fit === 'cover') {
+        if (!height) {
+            return badRequest('fit=cover needs w and h');
+        }
+        size = coverSize(width, height);
+        if (size === null) {
+            return badRequest('no size of this deployment allows fit=cover');
+        }
+    } else if (STOWAGE_CONFIG.boxes.some(function (b) { return b[0] === width && b[1] === height; })) {
+        size = [width, height];
+    } else {
+        var heights = STOWAGE_CONFIG.heights.filter(function (h) { return h > 0; });
+        var h = (height === null || height === 0 || heights.length === 0) ? 0 : snap(height, heights);
+        if (h === 0 && STOWAGE_CONFIG.heights.indexOf(0) === -1) {
+            h = snap(1, heights);
+        }
+        size = [snap(width, STOWAGE_CONFIG.widths), h];
+    }
+    request.uri = '/variants/' + key + '/' + size[0] + 'x' + size[1] +
+        (fit === 'cover' ? '-cover' : '') + '.' + format;
     request.querystring = {};
     return request;
 }

@@ -1,10 +1,12 @@
 """Lambda@Edge origin-response handler: generate a missing image variant on the fly.
 
-CloudFront asked S3 for ``/variants/{original_key}/{w}x{h}.{fmt}`` and S3 said 403/404 (with
-OAC, a missing key is 403). Read the original from the bucket that answered, render the
-variant (``stowage.images.core``), store it so the next request is a plain cache/S3 hit, and answer
-with it. Everything else passes through untouched. Lambda@Edge has no environment
-variables: configuration is the ``config.json`` baked into the bundle at synth.
+CloudFront asked S3 for ``/variants/{original_key}/{w}x{h}[-cover].{fmt}`` and S3 said
+403/404 (with OAC, a missing key is 403). Read the original from the bucket that answered,
+render the variant (``stowage.images.core``; a ``cover`` crop centres on the focal point in
+the original's ``stowage-focal`` metadata, read with the same GET), store it so the next
+request is a plain cache/S3 hit, and answer with it. Everything else passes through
+untouched. Lambda@Edge has no environment variables: configuration is the ``config.json``
+baked into the bundle at synth.
 
 With a replica, CloudFront fails over to it when the primary answers 5xx, and this function
 runs again for the replica's answer. Then the original is read from the replica and the
@@ -26,6 +28,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from stowage.images.core import VariantConfig, VariantError, parse_variant_uri, render
+from stowage.images.focal import FOCAL_METADATA, parse_focal
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -141,7 +144,8 @@ def _generate(request: dict) -> dict:
     if original["ContentLength"] > CONFIG.max_source_bytes:
         original["Body"].close()
         raise VariantError(413, f"original is over {CONFIG.max_source_bytes} bytes")
-    rendered = render(original["Body"].read(), variant, CONFIG)
+    focal = parse_focal(original.get("Metadata", {}).get(FOCAL_METADATA))
+    rendered = render(original["Body"].read(), variant, CONFIG, focal=focal)
     encoded = base64.b64encode(rendered.body).decode()
     fits = len(encoded) + 1024 <= CONFIG.max_response_bytes
     if not origin.stores_variants:

@@ -29,6 +29,7 @@ from stacks.config_checks import (
     media_prefix,
     region,
     ssh_cidr,
+    variant_box,
     web_origin,
 )
 from stacks.regions import LIGHTSAIL_REGIONS
@@ -139,6 +140,10 @@ class CdnConfig(_Model):
     variant_heights: list[Annotated[int, Field(ge=0, le=8192)]] = Field(
         default=[0], min_length=1, description="Allowed heights; 0 means 'keep the aspect ratio'."
     )
+    variant_boxes: list[Annotated[str, AfterValidator(variant_box)]] = Field(
+        default=[], description="More sizes ('1200x630'); cover needs a box or a height > 0."
+    )
+    variant_fits: list[Literal["fit", "cover"]] = Field(default=["fit", "cover"], min_length=1)
     variant_formats: list[Literal["avif", "webp", "jpeg", "png"]] = Field(
         default=["avif", "webp", "jpeg", "png"], min_length=1
     )

@@ -27,6 +27,16 @@ def media_prefix(value: str) -> str:
     return value
 
 
+def variant_box(value: str) -> str:
+    match = re.fullmatch(r"([1-9][0-9]{0,3})x([1-9][0-9]{0,3})", value)
+    if not match or max(int(match[1]), int(match[2])) > 8192:
+        raise ValueError(
+            f"{value!r} is not a box like '1200x630': width x height in pixels, each 1-8192,"
+            " without leading zeros"
+        )
+    return value
+
+
 def absolute_path(value: str) -> str:
     segments = value.split("/")[1:]
     if not value.startswith("/") or any(s in ("", ".", "..") for s in segments):

@@ -30,19 +30,26 @@ MAX_ANIMATION_FRAMES = 300
 
 
 def allowlist(cdn: CdnConfig) -> dict:
+    """Sizes, fit modes and formats, as the CloudFront Function and the core take them."""
+    boxes = {tuple(int(side) for side in box.split("x")) for box in cdn.variant_boxes}
     return {
-        "widths": sorted(cdn.variant_widths),
-        "heights": sorted(cdn.variant_heights),
+        "widths": sorted(set(cdn.variant_widths)),
+        "heights": sorted(set(cdn.variant_heights)),
+        "boxes": [list(box) for box in sorted(boxes)],
+        "fits": [fit for fit in ("fit", "cover") if fit in cdn.variant_fits],
         "formats": list(cdn.variant_formats),
     }
 
 
 def cloudfront_function_code(cdn: CdnConfig) -> str:
-    """The viewer-request function with the deployment's allowlist in it."""
+    """The viewer-request function with the deployment's allowlist in it, without its
+    comment lines and indentation: CloudFront counts the code's bytes (10 KB at most)."""
     template = (EDGE_DIR / "cloudfront_function.js").read_text()
     if template.count(PLACEHOLDER) != 1:
         raise ValueError(f"{PLACEHOLDER} must appear exactly once in cloudfront_function.js")
-    return template.replace(PLACEHOLDER, json.dumps(allowlist(cdn), sort_keys=True))
+    lines = (line.strip() for line in template.splitlines())
+    code = "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
+    return code.replace(PLACEHOLDER, json.dumps(allowlist(cdn), sort_keys=True))
 
 
 def animation_budget(memory_mb: int, timeout_seconds: int = EDGE_TIMEOUT_SECONDS) -> dict:
@@ -61,6 +68,18 @@ def animation_budget(memory_mb: int, timeout_seconds: int = EDGE_TIMEOUT_SECONDS
     }
 
 
+def variant_config(cdn: CdnConfig) -> dict:
+    """The image core's settings (``VariantConfig.from_json``) from the deployment config:
+    the one translation, used for the edge bundle and the single host alike."""
+    return {
+        **allowlist(cdn),
+        "source_prefixes": list(cdn.variant_source_prefixes),
+        "quality": {"jpeg": cdn.jpeg_quality, "webp": cdn.webp_quality, "avif": cdn.avif_quality},
+        "max_source_pixels": cdn.max_source_megapixels * 1_000_000,
+        **animation_budget(cdn.edge_memory_size_mb),
+    }
+
+
 def edge_handler_config(
     cdn: CdnConfig,
     *,
@@ -73,14 +92,10 @@ def edge_handler_config(
     """The ``config.json`` baked next to the Lambda@Edge handler. The replica bucket is
     the origin group's fallback: originals are read from it when a request failed over."""
     return {
-        **allowlist(cdn),
+        **variant_config(cdn),
         "bucket": bucket,
         "region": region,
         "kms_key_arn": kms_key_arn,
         "replica_bucket": replica_bucket,
         "replica_region": replica_region,
-        "source_prefixes": list(cdn.variant_source_prefixes),
-        "quality": {"jpeg": cdn.jpeg_quality, "webp": cdn.webp_quality, "avif": cdn.avif_quality},
-        "max_source_pixels": cdn.max_source_megapixels * 1_000_000,
-        **animation_budget(cdn.edge_memory_size_mb),
     }

@@ -19,7 +19,16 @@ from pathlib import Path
 
 from stowage.backends import Backend, LocalBackend, build_backend
 from stowage.catalog import Catalog, Record, Stats, open_catalog
-from stowage.errors import BackendError, BadRequest, Conflict, DiskFull, NotFound, TooLarge
+from stowage.errors import (
+    BackendError,
+    BadRequest,
+    Conflict,
+    DiskFull,
+    NotFound,
+    TooLarge,
+    UnsupportedType,
+)
+from stowage.images.focal import focal_text, parse_focal
 from stowage.keys import (
     KIND_PREFIX,
     TEMP_PREFIX,
@@ -233,6 +242,22 @@ class Stowage(MultipartUploads):
         elif current.key == record.key:
             self.backend.move(destination, record.key)
         raise failure
+
+    def set_focal_point(self, upload_id: str, focal: tuple[float, float] | None) -> Record:
+        """Where ``cover`` variants of an image centre (None: the automatic centre): kept
+        with the original (``Backend.set_focal``, which retires its variants), then in the
+        catalog row, unless a concurrent request moved the row meanwhile (Conflict)."""
+        record = self.catalog.get(upload_id)
+        if not record.content_type.startswith("image/"):
+            raise UnsupportedType(f"upload {upload_id} is {record.content_type}, not an image")
+        text = focal_text(focal) if focal else None
+        try:
+            self.backend.set_focal(record.key, text)
+        except FileNotFoundError:
+            raise NotFound(f"the bytes of upload {upload_id} are gone") from None
+        updated = record.changed(focal_point=parse_focal(text))
+        self.catalog.update(updated, expected_key=record.key)
+        return updated
 
     def delete(self, upload_id: str) -> Record:
         for _ in range(5):

@@ -272,3 +272,25 @@ def test_cloudfront_key_types_are_accepted(tmp_path, pem):
     data = example_data()
     data["cdn"] |= {"private_prefixes": ["images/"], "signing_public_key_pem": pem}
     assert load_config(write_config(tmp_path, data)).cdn.signing_public_key_pem == pem
+
+
+@pytest.mark.parametrize("box", ["1200X630", "0x400", "400x0", "0400x400", "9000x400", "400", ""])
+def test_malformed_variant_boxes_are_refused_at_their_field(tmp_path, box):
+    data = example_data()
+    data["cdn"]["variant_boxes"] = ["400x400", box]
+    assert_refused(tmp_path, data, "cdn.variant_boxes[1]", "is not a box like '1200x630'")
+
+
+def test_unknown_fit_mode_is_refused_at_its_field(tmp_path):
+    data = example_data()
+    data["cdn"]["variant_fits"] = ["fit", "contain"]
+    assert_refused(tmp_path, data, "cdn.variant_fits[1]", "'fit' or 'cover'")
+
+
+def test_variant_boxes_and_fits_reach_the_core_and_the_function():
+    from stacks.edge_config import cloudfront_function_code, variant_config
+
+    cdn = load_config("example").cdn
+    core = variant_config(cdn)
+    assert (core["boxes"], core["fits"]) == ([[400, 400], [1200, 630]], ["fit", "cover"])
+    assert '"boxes": [[400, 400], [1200, 630]]' in cloudfront_function_code(cdn)

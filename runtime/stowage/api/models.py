@@ -9,6 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from stowage.catalog import Record
 
 
+class FocalPoint(BaseModel):
+    """Where ``cover`` variants centre, as fractions of the width and height from the top left."""
+
+    model_config = ConfigDict(strict=True)
+
+    x: float = Field(ge=0, le=1, allow_inf_nan=False)
+    y: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
 class UploadOut(BaseModel):
     id: str
     key: str
@@ -19,11 +28,18 @@ class UploadOut(BaseModel):
     created_at: datetime
     download_url: str
     backend: str
+    focal_point: FocalPoint | None = None
 
     @classmethod
     def of(cls, record: Record, download_url: str) -> UploadOut:
-        facts = {name: getattr(record, name) for name in cls.model_fields if name != "download_url"}
-        return cls(**facts, download_url=download_url)
+        derived = ("download_url", "focal_point")
+        facts = {name: getattr(record, name) for name in cls.model_fields if name not in derived}
+        focal = record.focal_point
+        return cls(
+            **facts,
+            download_url=download_url,
+            focal_point=FocalPoint(x=focal[0], y=focal[1]) if focal else None,
+        )
 
 
 class UploadList(BaseModel):

@@ -144,6 +144,10 @@ class Backend(ABC):
         """Remove an object."""
 
     @abstractmethod
+    def set_focal(self, key: str, focal: str | None) -> None:
+        """Keep the original's focal point where its variants are made, and retire them."""
+
+    @abstractmethod
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object whose key starts with ``prefix``, in key order."""
 

@@ -92,6 +92,10 @@ class HybridBackend(Backend):
             with contextlib.suppress(FileNotFoundError):
                 holder.delete(key)
 
+    def set_focal(self, key: str, focal: str | None) -> None:
+        for holder in self._holders(key):
+            holder.set_focal(key, focal)
+
     def move(self, source: str, destination: str) -> ObjectInfo:
         validate_key(destination)
         holders = self._holders(source)

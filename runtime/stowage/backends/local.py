@@ -27,7 +27,7 @@ from stowage.backends.base import (
 )
 from stowage.backends.local_migration import LocalMigration, fsync_dir
 from stowage.errors import Conflict, DiskFull, InvalidKey, TooLarge
-from stowage.keys import RESERVED_SEGMENTS, validate_key, validate_prefix
+from stowage.keys import RESERVED_SEGMENTS, VARIANTS_PREFIX, validate_key, validate_prefix
 
 SPOOL_DIR = ".stowage-tmp"
 _RESERVED = RESERVED_SEGMENTS
@@ -180,6 +180,16 @@ class LocalBackend(LocalMigration, Backend):
         except IsADirectoryError:
             raise FileNotFoundError(key) from None
         self._prune(path.parent)
+
+    def set_focal(self, key: str, focal: str | None) -> None:
+        """The catalog holds the point; the host's variants of ``key`` are removed (one
+        directory, ``variants/{key}/``), to be rendered again around the new one."""
+        self.head(key)
+        try:
+            variants = self.path_for(VARIANTS_PREFIX + key)
+        except InvalidKey:  # too long to have variants
+            return
+        shutil.rmtree(variants, ignore_errors=not variants.exists())
 
     def _prune(self, directory: Path) -> None:
         """Remove now-empty date directories up to (not including) the root."""

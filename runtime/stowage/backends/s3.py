@@ -24,6 +24,7 @@ from stowage.backends.s3_migration import S3Migration
 from stowage.backends.s3_multipart import S3Multipart
 from stowage.backends.s3_uploads import S3Uploads
 from stowage.errors import BackendError, Conflict
+from stowage.images.focal import FOCAL_METADATA
 from stowage.keys import validate_key, validate_prefix
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -146,6 +147,43 @@ class S3Backend(S3Uploads, S3Multipart, S3Migration, Backend):
     def delete(self, key: str) -> None:
         self.head(key)
         self.client.delete_object(Bucket=self.bucket, Key=self._k(key))
+
+    def set_focal(self, key: str, focal: str | None) -> None:
+        """Write the focal point into the original's metadata, where the edge reads it, by a
+        copy onto itself that keeps its type, caching, encryption, tags and checksum. The
+        copy is an Object Created event: the invalidator then deletes the original's stored
+        variants and invalidates ``/variants/{key}/*``, as for any replaced original."""
+        try:
+            current = self.client.head_object(Bucket=self.bucket, Key=self._k(key))
+        except ClientError as exc:
+            if _missing(exc):
+                raise FileNotFoundError(key) from None
+            raise BackendError(f"S3 head of {key} failed: {exc}") from None
+        metadata = dict(current.get("Metadata", {}))
+        metadata.pop(FOCAL_METADATA, None)
+        if focal:
+            metadata[FOCAL_METADATA] = focal
+        kept = ("ContentType", "CacheControl", "ContentDisposition", "ContentEncoding")
+        args = {name: current[name] for name in kept if current.get(name)}
+        if current.get("SSEKMSKeyId"):
+            args |= {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": current["SSEKMSKeyId"]}
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket,
+                Key=self._k(key),
+                # Only the version just read: a concurrent upload is not overwritten with it.
+                CopySource={"Bucket": self.bucket, "Key": self._k(key)},
+                CopySourceIfMatch=current["ETag"],
+                MetadataDirective="REPLACE",
+                TaggingDirective="COPY",
+                ChecksumAlgorithm="SHA256",
+                Metadata=metadata,
+                **args,
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("PreconditionFailed", "412"):
+                raise Conflict(f"{key} was replaced while its focal point was set") from None
+            raise BackendError(f"S3 copy of {key} onto itself failed: {exc}") from None
 
     # -- reads -------------------------------------------------------------------------
 

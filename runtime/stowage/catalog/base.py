@@ -40,6 +40,7 @@ class Record:
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
     expires_at: datetime | None = None
+    focal_point: tuple[float, float] | None = None  # (x, y) in 0-1: where cover crops centre
 
     def changed(self, **changes: Any) -> Record:
         return replace(self, updated_at=utcnow(), **changes)

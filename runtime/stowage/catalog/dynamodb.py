@@ -26,6 +26,7 @@ from stowage.catalog.base import (
     session_to_json,
 )
 from stowage.errors import BadRequest, Conflict, NotFound
+from stowage.images.focal import focal_text, parse_focal
 from stowage.keys import KIND_PREFIX, PERMANENT_PREFIXES, TEMP_PREFIX, top_prefix
 
 BY_PREFIX = "ByPrefix"
@@ -52,6 +53,8 @@ def _item(record: Record) -> dict[str, Any]:
     }
     if record.expires_at:
         item["expires_iso"] = record.expires_at.isoformat()
+    if record.focal_point:
+        item["focal"] = focal_text(record.focal_point)
     if record.is_temp:
         item["temp"] = "temp"
         if record.expires_at:
@@ -72,6 +75,7 @@ def _record(item: dict[str, Any]) -> Record:
         created_at=datetime.fromisoformat(item["created_at"]),
         updated_at=datetime.fromisoformat(item["updated_at"]),
         expires_at=datetime.fromisoformat(expires) if expires else None,
+        focal_point=parse_focal(item.get("focal")),
     )
 
 

@@ -21,6 +21,7 @@ from stowage.catalog.base import (
 )
 from stowage.catalog.sqlite_schema import ensure
 from stowage.errors import Conflict, DiskFull, NotFound
+from stowage.images.focal import focal_text, parse_focal
 from stowage.keys import TEMP_PREFIX, top_prefix
 
 # Rows per query of the iterators (cleanup, reindex): memory stays flat however many rows
@@ -29,11 +30,12 @@ BATCH = 500
 
 _INSERT = (
     "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
-    " created_at, updated_at, expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+    " created_at, updated_at, expires_at, focal) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 _COLUMNS = (
-    "id, key, size, sha256, content_type, is_temp, backend, created_at, updated_at, expires_at"
+    "id, key, size, sha256, content_type, is_temp, backend, created_at, updated_at, expires_at,"
+    " focal"
 )
 
 
@@ -49,6 +51,7 @@ def _record(row: sqlite3.Row) -> Record:
         created_at=datetime.fromisoformat(row["created_at"]),
         updated_at=datetime.fromisoformat(row["updated_at"]),
         expires_at=datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None,
+        focal_point=parse_focal(row["focal"]),
     )
 
 
@@ -65,6 +68,7 @@ def _row(record: Record) -> tuple:
         record.created_at.isoformat(),
         record.updated_at.isoformat(),
         record.expires_at.isoformat() if record.expires_at else None,
+        focal_text(record.focal_point) if record.focal_point else None,
     )
 
 
@@ -128,7 +132,7 @@ class SqliteCatalog(Catalog):
         where, params = self._unchanged(record.id, expected_key)
         changed = self._write(
             "UPDATE objects SET key=?, prefix=?, size=?, sha256=?, content_type=?, is_temp=?,"
-            f" backend=?, created_at=?, updated_at=?, expires_at=? WHERE {where}",
+            f" backend=?, created_at=?, updated_at=?, expires_at=?, focal=? WHERE {where}",
             (*values[1:], *params),
         )
         if not changed:

@@ -10,13 +10,15 @@ A version-0/1 database (the first schema: no totals, no creation-order index) is
 the first process that opens it, in one transaction: indexes built, totals computed from the
 rows, triggers created. Other processes opening it meanwhile wait on SQLite's lock and then
 find version 2.
+
+Version 3 adds the ``focal`` column (an original's focal point for cover crops).
 """
 
 from __future__ import annotations
 
 import sqlite3
 
-VERSION = 2
+VERSION = 3
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS objects (
     backend TEXT NOT NULL,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    expires_at TEXT
+    expires_at TEXT,
+    focal TEXT
 );
 CREATE TABLE IF NOT EXISTS multipart (
     id TEXT PRIMARY KEY,
@@ -73,7 +76,7 @@ _UPGRADE = [
     + _SUBTRACT_OLD
     + _ADD_NEW
     + " END",
-    f"PRAGMA user_version = {VERSION}",
+    "PRAGMA user_version = 2",
 ]
 
 
@@ -88,9 +91,15 @@ def ensure(db: sqlite3.Connection) -> None:
     db.executescript(_TABLES)
     db.execute("BEGIN IMMEDIATE")
     try:
-        if version(db) < VERSION:  # another process may have upgraded while we waited
+        # Another process may have upgraded while we waited for the lock.
+        if version(db) < 2:
             for statement in _UPGRADE:
                 db.execute(statement)
+        if version(db) < 3:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(objects)")}
+            if "focal" not in columns:
+                db.execute("ALTER TABLE objects ADD COLUMN focal TEXT")
+            db.execute(f"PRAGMA user_version = {VERSION}")
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
