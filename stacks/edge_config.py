@@ -83,4 +83,20 @@ def edge_handler_config(
         "quality": {"jpeg": cdn.jpeg_quality, "webp": cdn.webp_quality, "avif": cdn.avif_quality},
         "max_source_pixels": cdn.max_source_megapixels * 1_000_000,
         **animation_budget(cdn.edge_memory_size_mb),
+        "watermark": watermark_settings(cdn),
+    }
+
+
+def watermark_settings(cdn: CdnConfig) -> dict | None:
+    """``cdn.watermark`` as the core's ``WatermarkSettings.from_json`` reads it (None: off)."""
+    mark = cdn.watermark
+    if mark is None:
+        return None
+    return {
+        "key": mark.overlay_key,
+        "prefixes": list(mark.prefixes),
+        "position": mark.position,
+        "opacity": mark.opacity,
+        "scale": mark.scale_percent / 100,
+        "margin": mark.margin_percent / 100,
     }

@@ -213,8 +213,10 @@ def _encode(frames: list[Image.Image], fmt: str, config: VariantConfig, duration
     return out.getvalue()
 
 
-def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Rendered:
-    """Decode ``source`` (guarded), resize and encode it as ``request`` asks."""
+def render(
+    source: bytes, request: VariantRequest, config: VariantConfig, *, watermark=None
+) -> Rendered:
+    """Decode ``source`` (guarded), resize, watermark (if given), encode as ``request`` asks."""
     if len(source) > config.max_source_bytes:
         raise VariantError(413, f"original is over {config.max_source_bytes} bytes")
     Image.MAX_IMAGE_PIXELS = config.max_source_pixels
@@ -254,9 +256,9 @@ def render(source: bytes, request: VariantRequest, config: VariantConfig) -> Ren
     except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise VariantError(415, f"original is not a decodable image ({exc})") from None
     _check_output_side(frames[0].size, request)
+    frames = watermark.apply(frames) if watermark is not None else frames
     for frame in frames:
-        # Pillow's encoders copy ICC, EXIF, XMP and comments from ``info``.
-        frame.info = {}
+        frame.info = {}  # Pillow's encoders copy ICC, EXIF, XMP and comments from ``info``.
     try:
         body = _encode(frames, request.fmt, config, durations)
     except MemoryError:
