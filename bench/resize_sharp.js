@@ -30,6 +30,8 @@ async function pipeline() {
   }
   const options = { quality: +quality };
   if (format === 'avif' || format === 'webp') options.effort = +effort;
+  // sharp's AVIF default is 4:4:4; Pillow's (ours) is 4:2:0: compare the same encoding.
+  if (format === 'avif') options.chromaSubsampling = '4:2:0';
   return image.toFormat(format, options).toBuffer();
 }
 
