@@ -31,6 +31,7 @@ from PIL import Image, ImageFilter
 
 from bench.measure import measured
 from stowage.images.core import VariantRequest
+from tests.helpers import ensure_debian_packages
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE.parent / ".cache" / "bench-sharp"
@@ -149,9 +150,10 @@ class Bench:
     def vipsthumbnail(self, work: str, source: Path, fmt: str) -> Row:
         """Debian's libvips (sharp's engine, with libheif and libde265) as one process per
         image: the median wall time less its start-up on a tiny PNG."""
+        vipsthumbnail = ensure_debian_packages("libvips-tools", binary="vipsthumbnail")
         out, tiny = self._out(fmt), self.workdir / "tiny.png"
         Image.new("RGB", (16, 16)).save(tiny)
-        command = ["taskset", "-c", "0", "vipsthumbnail", "--size", "800x"]
+        command = ["taskset", "-c", "0", vipsthumbnail, "--size", "800x"]
         target = f"{out}[Q=80,effort=4,strip]"
 
         def wall(path: Path, runs: int) -> tuple[float, float]:

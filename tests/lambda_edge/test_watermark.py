@@ -5,6 +5,7 @@ default. Real images, the real handler, S3 from moto's server, a synthesized tem
 
 from __future__ import annotations
 
+import base64
 import io
 
 import pytest
@@ -133,14 +134,18 @@ def test_every_frame_of_an_animation_is_marked():
         assert close(variant.convert("RGB").getpixel((700, 350)), RED, 12), index
 
 
-def test_no_watermark_leaves_the_variant_byte_for_byte_unchanged():
+def test_off_by_default_the_edge_output_is_the_unmarked_render(edge, s3, bucket, miss, s3_calls):
+    """config/example.yaml has no watermark: an overlay lying in the bucket is never read
+    and the variant is byte for byte the core's unmarked render."""
+    assert edge.WATERMARK is None
     source = png((1000, 500), BLUE)
-    request = VariantRequest("images/a.png", 800, 0, "webp")
-    assert render(source, request, CORE).body == render(source, request, CORE, watermark=None).body
-    assert (
-        edge_handler_config(parse_config(example_data(None), "example").cdn, **BAKED)["watermark"]
-        is None
-    )
+    s3.put_object(Bucket=bucket, Key=OVERLAY_KEY, Body=png((100, 50), RED))
+    s3.put_object(Bucket=bucket, Key="images/a.png", Body=source)
+    calls = s3_calls(edge)
+    result = edge.handler(miss("/variants/images/a.png/800x0.webp"))
+    unmarked = render(source, VariantRequest("images/a.png", 800, 0, "webp"), edge.CONFIG)
+    assert base64.b64decode(result["body"]) == unmarked.body
+    assert OVERLAY_KEY not in [key for _, _, key in calls]
 
 
 @pytest.mark.parametrize(
