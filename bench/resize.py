@@ -11,7 +11,7 @@ focal point; 800x800 smart crop; a 4000x3000 HEIC -> 800 px WebP (against Debian
 when sharp cannot decode HEIC).
 The cover rows need the core's ``fit="cover"``; without it they are reported as skipped.
 
-Usage: .venv/bin/python -m bench.resize [--runs 20] [--slow-runs 3] [--smart entropy]
+Usage: .venv/bin/python -m bench.resize [--runs 20] [--slow-runs 3] [--smart attention]
 """
 
 from __future__ import annotations
@@ -201,8 +201,8 @@ def main() -> None:
     parser.add_argument(
         "--smart",
         choices=("entropy", "attention"),
-        default="entropy",
-        help="sharp's strategy for the smart-crop row: the same one as the core's",
+        default="attention",
+        help="sharp's strategy for the smart-crop row: the core's (attention-like) by default",
     )
     parser.add_argument("--keep", type=Path, help="keep every output in this directory")
     args = parser.parse_args()
