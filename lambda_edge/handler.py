@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError
 
 from stowage.images.core import VariantConfig, VariantError, parse_variant_uri, render
 from stowage.images.focal import FOCAL_METADATA, parse_focal
+from stowage.images.watermark import Watermark, WatermarkError, WatermarkSettings, prepare
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -38,6 +39,8 @@ _SETTINGS = json.loads(
     Path(os.environ.get("STOWAGE_EDGE_CONFIG", Path(__file__).with_name("config.json"))).read_text()
 )
 CONFIG = VariantConfig.from_json(_SETTINGS)
+WATERMARK = WatermarkSettings.from_json(_SETTINGS.get("watermark"))
+_overlays: dict[str, Watermark] = {}  # per bucket, fetched once per container
 _clients: dict[str, object] = {}
 # A refusal depends only on the URL and the original, so CloudFront may keep it for a
 # while: a bad URL repeated then costs no fetch and no decode. Short, because the original
@@ -135,6 +138,7 @@ def _generate(request: dict) -> dict:
     variant = parse_variant_uri(request["uri"], CONFIG)
     origin = _origin(request)
     s3 = s3_client(origin.region)
+    watermark = _watermark(s3, origin, variant.original_key)
     try:
         original = s3.get_object(Bucket=origin.bucket, Key=variant.original_key)
     except ClientError as exc:
@@ -145,7 +149,7 @@ def _generate(request: dict) -> dict:
         original["Body"].close()
         raise VariantError(413, f"original is over {CONFIG.max_source_bytes} bytes")
     focal = parse_focal(original.get("Metadata", {}).get(FOCAL_METADATA))
-    rendered = render(original["Body"].read(), variant, CONFIG, focal=focal)
+    rendered = render(original["Body"].read(), variant, CONFIG, focal=focal, watermark=watermark)
     encoded = base64.b64encode(rendered.body).decode()
     fits = len(encoded) + 1024 <= CONFIG.max_response_bytes
     if not origin.stores_variants:
@@ -180,6 +184,26 @@ def _generate(request: dict) -> dict:
             "headers": _headers({"Location": location, "Cache-Control": "no-store"}),
         }
     return _ok(rendered, encoded)
+
+
+def _watermark(s3, origin: Origin, original_key: str) -> Watermark | None:
+    """The configured overlay for this original's variants (None: not marked). A missing or
+    broken overlay is the deployment's fault: a 502 naming it, never an unmarked variant."""
+    if WATERMARK is None or not WATERMARK.applies_to(original_key):
+        return None
+    if origin.bucket not in _overlays:
+        try:
+            body = s3.get_object(Bucket=origin.bucket, Key=WATERMARK.key)["Body"].read()
+            _overlays[origin.bucket] = prepare(body, WATERMARK)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("NoSuchKey", "404", "AccessDenied", "403"):
+                raise
+            log.error("watermark overlay %s missing from %s", WATERMARK.key, origin.bucket)
+            raise VariantError(502, f"the watermark overlay {WATERMARK.key} is missing") from None
+        except WatermarkError as exc:
+            log.error("%s", exc)
+            raise VariantError(502, str(exc)) from None
+    return _overlays[origin.bucket]
 
 
 def _ok(rendered, encoded: str) -> dict:

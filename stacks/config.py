@@ -111,6 +111,37 @@ class StorageConfig(_Model):
     )
 
 
+class WatermarkConfig(_Model):
+    """An overlay drawn on image variants of some prefixes (issue 14, item 4)."""
+
+    overlay_key: str = Field(
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_./-]{0,254}\.(png|webp)$",
+        description="Key of the overlay (PNG or WebP, alpha kept) in the media bucket; the"
+        " resizer may read exactly this key.",
+    )
+    prefixes: list[Prefix] = Field(
+        min_length=1, description="Variants of originals under these prefixes are marked."
+    )
+    position: Literal["top-left", "top-right", "bottom-left", "bottom-right", "center"] = (
+        "bottom-right"
+    )
+    opacity: float = Field(default=0.5, gt=0, le=1)
+    scale_percent: float = Field(
+        default=20, gt=0, le=100, description="The overlay's width as a share of the variant's."
+    )
+    margin_percent: float = Field(
+        default=2, ge=0, le=25, description="Gap to the edges as a share of the shorter side."
+    )
+
+    @model_validator(mode="after")
+    def _overlay_is_a_plain_key(self) -> WatermarkConfig:
+        if any(s in ("", ".", "..") for s in self.overlay_key.split("/")):
+            raise FieldError("overlay_key", "must have no empty, '.' or '..' segments")
+        if self.overlay_key.startswith("variants/"):
+            raise FieldError("overlay_key", "must not lie under variants/ (rendered variants)")
+        return self
+
+
 class CdnConfig(_Model):
     """CloudFront in front of the media bucket, with image variants at the edge."""
 
@@ -156,6 +187,9 @@ class CdnConfig(_Model):
         default=False,
         description="Ask browsers for Sec-CH-Width/Sec-CH-DPR (Accept-CH) on /img/ responses.",
     )
+    watermark: WatermarkConfig | None = Field(
+        default=None, description="Off unless set: an overlay on variants of some prefixes."
+    )
     cache_hit_rate_target_percent: float = Field(
         default=80,
         gt=0,
@@ -169,6 +203,17 @@ class CdnConfig(_Model):
             raise ValueError("domain_name and certificate_arn go together: set both or neither")
         if self.private_prefixes and not self.signing_public_key_pem:
             raise ValueError("private_prefixes need signing_public_key_pem to verify signed URLs")
+        return self
+
+    @model_validator(mode="after")
+    def _watermark_on_variant_sources(self) -> CdnConfig:
+        for prefix in self.watermark.prefixes if self.watermark else ():
+            if not prefix.startswith(tuple(self.variant_source_prefixes)):
+                raise FieldError(
+                    "watermark.prefixes",
+                    f"{prefix!r} is not under a variant source prefix"
+                    f" ({', '.join(self.variant_source_prefixes)}): it has no variants to mark",
+                )
         return self
 
 

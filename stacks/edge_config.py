@@ -98,4 +98,20 @@ def edge_handler_config(
         "kms_key_arn": kms_key_arn,
         "replica_bucket": replica_bucket,
         "replica_region": replica_region,
+        "watermark": watermark_settings(cdn),
+    }
+
+
+def watermark_settings(cdn: CdnConfig) -> dict | None:
+    """``cdn.watermark`` as the core's ``WatermarkSettings.from_json`` reads it (None: off)."""
+    mark = cdn.watermark
+    if mark is None:
+        return None
+    return {
+        "key": mark.overlay_key,
+        "prefixes": list(mark.prefixes),
+        "position": mark.position,
+        "opacity": mark.opacity,
+        "scale": mark.scale_percent / 100,
+        "margin": mark.margin_percent / 100,
     }

@@ -94,6 +94,13 @@ def add_variant_resizer(
                 resources=[f"{arn}/{prefix}*" for prefix in cdn.variant_source_prefixes],
             )
         )
+        if cdn.watermark:
+            # The overlay, exactly that key: it may lie outside every variant source prefix.
+            resizer.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[f"{arn}/{cdn.watermark.overlay_key}"]
+                )
+            )
         if writes:
             resizer.add_to_role_policy(
                 iam.PolicyStatement(

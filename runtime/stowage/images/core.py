@@ -68,9 +68,11 @@ def render(
     config: VariantConfig,
     *,
     focal: tuple[float, float] | None = None,
+    watermark=None,
 ) -> Rendered:
-    """Decode ``source`` (guarded), crop, resize and encode it as ``request`` asks. For
-    ``cover``, ``focal`` (x, y in 0-1) is the crop centre; None: the automatic one."""
+    """Decode ``source`` (guarded), crop, resize, watermark (if given) and encode it as
+    ``request`` asks. For ``cover``, ``focal`` (x, y in 0-1) is the crop centre; None: the
+    automatic one."""
     if len(source) > config.max_source_bytes:
         raise VariantError(413, f"original is over {config.max_source_bytes} bytes")
     Image.MAX_IMAGE_PIXELS = config.max_source_pixels
@@ -96,6 +98,7 @@ def render(
     except (UnidentifiedImageError, OSError, EOFError, SyntaxError, ValueError) as exc:
         raise VariantError(415, f"original is not a decodable image ({exc})") from None
     _check_output_side(frames[0].size, request)
+    frames = watermark.apply(frames) if watermark is not None else frames
     for frame in frames:
         # Pillow's encoders copy ICC, EXIF, XMP and comments from ``info``.
         frame.info = {}
