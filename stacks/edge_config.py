@@ -84,3 +84,14 @@ def edge_handler_config(
         "max_source_pixels": cdn.max_source_megapixels * 1_000_000,
         **animation_budget(cdn.edge_memory_size_mb),
     }
+
+
+# What only the edge needs: where its bucket is. The host reads originals through its backend.
+_EDGE_ONLY = ("bucket", "region", "kms_key_arn", "replica_bucket", "replica_region")
+
+
+def host_variant_config(cdn: CdnConfig) -> dict:
+    """The resizer's settings for the single host's service (``STOWAGE_VARIANTS_CONFIG``):
+    the edge's own, so both adapters refuse and render alike."""
+    edge = edge_handler_config(cdn, bucket="", region="", kms_key_arn="")
+    return {name: value for name, value in edge.items() if name not in _EDGE_ONLY}
