@@ -35,7 +35,11 @@ CDN = CdnConfig()
 
 
 def photo() -> bytes:
-    image = Image.effect_mandelbrot((4000, 3000), (-2.0, -1.2, 0.8, 1.2), 80).convert("RGB")
+    """A 4000x3000 JPEG of about a phone photo's size: smooth shapes plus sensor-like noise."""
+    size = (4000, 3000)
+    shapes = Image.effect_mandelbrot(size, (-2.0, -1.2, 0.8, 1.2), 80).convert("RGB")
+    noise = Image.merge("RGB", [Image.effect_noise(size, 48) for _ in range(3)])
+    image = Image.blend(shapes, noise, 0.25)
     out = io.BytesIO()
     image.save(out, "JPEG", quality=90)
     return out.getvalue()
@@ -69,11 +73,12 @@ def main() -> None:
             "nginx_img_function": cloudfront_function_code(CDN),
             "nginx_private_prefixes": [],
         }
-        # The peer: the same Nginx workers, a plain static server, no variant logic.
+        # The peer: the same Nginx workers, a plain static server (logging too, as the site
+        # does), without the variant location's try_files, symlink checks and headers.
         static = (
             f"    server {{ listen 127.0.0.1:{static_port}; sendfile on; tcp_nopush on;"
             f" aio threads; open_file_cache max=10000 inactive=60s; open_file_cache_valid 30s;"
-            f" access_log off; location /static/ {{ alias {static_root}/; }} }}"
+            f" access_log {tmp}/static.access.log; location /static/ {{ alias {static_root}/; }} }}"
         )
         with stowage_behind_nginx(
             tmp,
