@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import time
 from collections import Counter
@@ -36,6 +37,8 @@ from stowage.backends.local_migration import fsync_dir
 from stowage.errors import DiskFull, InvalidKey, StowageError
 from stowage.settings import Settings, SettingsError
 from stowage.signing import secure_link_md5
+
+log = logging.getLogger("stowage.variants")
 
 _CODES = {
     400: "bad_request",
@@ -88,8 +91,6 @@ class HostVariants:
         self._waiting = 0
         self._locks: dict[str, asyncio.Lock] = {}
         self._users: Counter[str] = Counter()
-        self.in_progress = 0
-        self.peak_in_progress = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, originals: Backend) -> HostVariants | None:
@@ -157,12 +158,9 @@ class HostVariants:
             await self._slots.acquire()
         finally:
             self._waiting -= 1
-        self.in_progress += 1
-        self.peak_in_progress = max(self.peak_in_progress, self.in_progress)
         try:
             yield
         finally:
-            self.in_progress -= 1
             self._slots.release()
 
     def _render_and_store(self, request, path: Path) -> bytes:
@@ -175,11 +173,20 @@ class HostVariants:
         if info.size > self.config.max_source_bytes:
             raise VariantRefused(413, f"original is over {self.config.max_source_bytes} bytes")
         source = self.originals.read_all(request.original_key)
+        started = time.perf_counter()
         try:
             rendered = render(source, request, self.config)
         except VariantError as exc:
             raise VariantRefused(exc.status, exc.message) from None
         self._store(path, rendered.body)
+        log.info(
+            "variant rendered",
+            extra={
+                "key": request.variant_key,
+                "bytes": len(rendered.body),
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
         return rendered.body
 
     def _store(self, path: Path, body: bytes) -> None:

@@ -178,7 +178,13 @@ def test_deleting_an_original_deletes_its_variants(stack):
     assert gone.status_code == 404
 
 
-def test_concurrent_first_hits_store_one_whole_variant(stack):
+def renders_logged(tmp_path: Path) -> list[str]:
+    lines = (tmp_path / "serve.log").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    return [event["key"] for event in events if event.get("message") == "variant rendered"]
+
+
+def test_concurrent_first_hits_store_one_whole_variant(stack, tmp_path):
     key = upload(stack, photo((2400, 1800)))["key"]
     uri = f"/variants/{key}/1280x0.webp"
     with ThreadPoolExecutor(8) as pool:
@@ -189,6 +195,7 @@ def test_concurrent_first_hits_store_one_whole_variant(stack):
     assert variant_files(stack.root) == [f"{key}/1280x0.webp"]
     assert (stack.root / "variants" / key / "1280x0.webp").read_bytes() == responses[0].content
     assert list((stack.root / ".stowage-tmp").glob("*.part")) == []
+    assert renders_logged(tmp_path) == [f"variants/{key}/1280x0.webp"]  # rendered once
 
 
 def test_a_symlinked_variant_is_never_followed(stack, tmp_path):
