@@ -92,6 +92,9 @@ _EDGE_ONLY = ("bucket", "region", "kms_key_arn", "replica_bucket", "replica_regi
 
 def host_variant_config(cdn: CdnConfig) -> dict:
     """The resizer's settings for the single host's service (``STOWAGE_VARIANTS_CONFIG``):
-    the edge's own, so both adapters refuse and render alike."""
+    the edge's own, so both adapters refuse and render alike, and the private prefixes,
+    whose signatures the service checks itself when no Nginx is in front of it."""
     edge = edge_handler_config(cdn, bucket="", region="", kms_key_arn="")
-    return {name: value for name, value in edge.items() if name not in _EDGE_ONLY}
+    return {name: value for name, value in edge.items() if name not in _EDGE_ONLY} | {
+        "private_prefixes": list(cdn.private_prefixes)
+    }

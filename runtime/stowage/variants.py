@@ -36,7 +36,7 @@ from stowage.backends.local import disk_full
 from stowage.backends.local_migration import fsync_dir
 from stowage.errors import DiskFull, InvalidKey, StowageError
 from stowage.settings import Settings, SettingsError
-from stowage.signing import secure_link_md5
+from stowage.signing import secure_link_md5, verify_uri
 
 log = logging.getLogger("stowage.variants")
 
@@ -81,8 +81,13 @@ class HostVariants:
         *,
         renders: int,
         queue: int,
+        private_prefixes: tuple[str, ...] = (),
+        signing_secret: str | None = None,
     ) -> None:
         self.config = config
+        # Set when no Nginx checks signatures in front of the service.
+        self.private_prefixes = private_prefixes
+        self.signing_secret = signing_secret
         self.originals = originals
         self.store = store
         self.renders = renders
@@ -105,7 +110,9 @@ class HostVariants:
                 f" (pip install 'stowage[images]'): {exc}"
             ) from None
         try:
-            config = VariantConfig.from_json(json.loads(settings.variants_config.read_text()))
+            data = json.loads(settings.variants_config.read_text())
+            config = VariantConfig.from_json(data)
+            private = () if settings.behind_nginx else tuple(data.get("private_prefixes", ()))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SettingsError(
                 f"invalid settings: STOWAGE_VARIANTS_CONFIG={settings.variants_config}:"
@@ -117,16 +124,26 @@ class HostVariants:
             LocalBackend(settings.local_root),
             renders=settings.variant_renders,
             queue=settings.variant_render_queue,
+            private_prefixes=private,
+            signing_secret=settings.signing_secret.get_secret_value()
+            if settings.signing_secret
+            else None,
         )
 
-    async def get(self, uri: str) -> tuple[bytes, str]:
-        """The variant ``uri`` names: (body, content type), stored on disk once rendered."""
+    async def get(
+        self, uri: str, *, expires: str | None = None, md5: str | None = None
+    ) -> tuple[bytes, str]:
+        """The variant ``uri`` names: (body, content type), stored on disk once rendered.
+        ``expires``/``md5``: the link's signature, checked here for a private prefix when
+        no Nginx has checked it."""
         from stowage.images.core import VariantError, parse_variant_uri
 
         try:
             request = parse_variant_uri(uri, self.config)
         except VariantError as exc:
             raise VariantRefused(exc.status, exc.message) from None
+        if self.private_prefixes and request.original_key.startswith(self.private_prefixes):
+            verify_uri("/" + request.variant_key, expires, md5, self.signing_secret or "")
         path = self.store.path_for(request.variant_key)  # InvalidKey on a symlink: 400
         async with self._lock(request.variant_key):
             if path.is_file():  # a concurrent first hit stored it meanwhile

@@ -1,6 +1,7 @@
-"""Hybrid mode on the host: an original that lives in S3 (moto's server) is read through the
-backend for a variant stored on disk, and deleting or moving the original removes its
-variants on every side: the host's on disk and the edge's in the bucket."""
+"""The service's variant route without Nginx in front. Hybrid mode: an original that lives
+in S3 (moto's server) is read through the backend for a variant stored on disk, and
+deleting or moving the original removes its variants on every side (the host's on disk,
+the edge's in the bucket). Private prefixes: the service checks the signature itself."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import io
 import json
 
 import boto3
+import httpx
 import pytest
 from PIL import Image
 
 from stacks.config import CdnConfig
 from stacks.edge_config import host_variant_config
+from stowage.variants import sign_variant_url
+from tests.runtime.conftest import SECRET
 
 
 def jpeg(n: int) -> bytes:
@@ -91,3 +95,19 @@ def test_variants_are_404_when_the_host_has_none_configured(serve):
     response = api.client.get("/variants/images/a.jpg/320x0.webp")
     assert response.status_code == 404
     assert response.json()["detail"] == "image variants are not configured on this host"
+
+
+def test_without_nginx_the_service_checks_private_variant_signatures(serve, tmp_path):
+    settings = host_variant_config(CdnConfig(variant_source_prefixes=["images/", "processed/"]))
+    config = tmp_path / "variants.json"
+    config.write_text(json.dumps(settings | {"private_prefixes": ["processed/"]}))
+    api = serve(STOWAGE_VARIANTS_CONFIG=str(config))
+    (api.root / "processed").mkdir()
+    (api.root / "processed" / "menu.jpg").write_bytes(jpeg(1))
+    uri = "/variants/processed/menu.jpg/320x0.webp"
+    assert api.client.get(uri).status_code == 403
+    assert api.client.get("/variants/%70rocessed/menu.jpg/320x0.webp").status_code == 403
+    assert httpx.get(sign_variant_url(api.url, uri, SECRET, ttl=-5)).status_code == 410
+    assert not (api.root / "variants").exists()
+    assert httpx.get(sign_variant_url(api.url, uri, SECRET, ttl=60)).status_code == 200
+    assert api.client.get(uri).status_code == 403  # stored now, still not public

@@ -1,6 +1,6 @@
 """``GET /variants/{original_key}/{w}x{h}[-cover].{fmt}``: a variant Nginx did not find on
 disk (its ``try_files`` hands the miss here). No token: Nginx has already checked the
-signature of a private prefix, and the service listens only on its socket."""
+signature of a private prefix (without Nginx in front, the service checks it itself)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,11 @@ async def variant(request: Request, service: ServiceDep, path: str) -> Response:
     # The path as sent (percent-encoded): the core decodes the key itself, as at the edge.
     raw = request.scope.get("raw_path", b"").decode("latin-1").split("?", 1)[0]
     try:
-        body, content_type = await service.variants.get(raw)
+        body, content_type = await service.variants.get(
+            raw,
+            expires=request.query_params.get("expires"),
+            md5=request.query_params.get("md5"),
+        )
     except Busy as exc:
         request.app.state.metrics.failed(exc.code)
         return JSONResponse(
