@@ -15,6 +15,9 @@ never leave a partial or a second copy, and a reader sees the whole file or none
 Rendering is bounded: at most ``STOWAGE_VARIANT_RENDERS`` decodes at once, at most
 ``STOWAGE_VARIANT_RENDER_QUEUE`` more waiting; past that a miss is answered 503 with
 Retry-After, so a burst of misses costs a bounded amount of memory.
+
+The image core needs the optional ``stowage[images]`` extra (Pillow, pillow-heif), so it is
+imported only on a host that has variants configured.
 """
 
 from __future__ import annotations
