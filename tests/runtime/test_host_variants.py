@@ -20,6 +20,7 @@ from stacks.config import CdnConfig
 from stacks.edge_config import cloudfront_function_code, host_variant_config
 from stowage.signing import secure_link_md5
 from stowage.variants import sign_variant_url
+from tests.lambda_edge.cff import function_runner, viewer_event
 from tests.runtime.conftest import SECRET, TOKEN
 from tests.runtime.nginx import stowage_behind_nginx
 
@@ -264,3 +265,38 @@ def test_a_burst_of_misses_renders_a_bounded_number_at_once(tmp_path):
                 assert stack.client.get(uri).status_code == 200
         assert len(variant_files(stack.root)) == len(uris)
         assert list((stack.root / ".stowage-tmp").glob("*.part")) == []
+
+
+def test_img_maps_every_request_as_the_cloudfront_function_does_under_node(stack, tmp_path):
+    """One mapping: the host's /img/ answers (njs) name the variant that Node's run of the
+    same synthesized function names, for widths, heights, formats, Accept and hints."""
+    key = upload(stack, photo((700, 500)))["key"]
+    cases = [
+        ({"w": "10"}, {}),
+        ({"w": "650"}, {"accept": "image/avif,image/webp,*/*"}),
+        ({"w": "5000"}, {"accept": "image/avif;q=0,image/webp;q=0.5,image/png"}),
+        ({"w": "800", "fmt": "jpg"}, {"accept": "image/avif"}),
+        ({"w": "320", "h": "0"}, {"accept": "image/webp;q=0.9,image/jpeg"}),
+        ({}, {"sec-ch-width": "700", "accept": "image/webp"}),
+        ({}, {"sec-ch-viewport-width": "400", "sec-ch-dpr": "2", "accept": "*/*"}),
+        ({"w": "0"}, {}),
+        ({"w": "800", "fmt": "gif"}, {}),
+    ]
+    (tmp_path / "node").mkdir()
+    node = function_runner(tmp_path / "node", cloudfront_function_code(CDN))
+    expected = node(
+        [
+            viewer_event(f"/img/{key}", query, {k: {"value": v} for k, v in headers.items()})
+            for query, headers in cases
+        ]
+    )
+    for (query, headers), answer in zip(cases, expected, strict=True):
+        response = stack.client.get(f"/img/{key}", params=query, headers=headers)
+        if "statusCode" in answer:
+            assert response.status_code == answer["statusCode"], (query, headers)
+            assert response.text == answer["body"]
+            continue
+        assert response.status_code == 200, (query, headers, response.text)
+        name = answer["uri"].rsplit("/", 1)[1]
+        stored = stack.root / "variants" / key / name
+        assert stored.read_bytes() == response.content, (query, headers, name)
