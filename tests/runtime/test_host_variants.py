@@ -300,3 +300,34 @@ def test_img_maps_every_request_as_the_cloudfront_function_does_under_node(stack
         name = answer["uri"].rsplit("/", 1)[1]
         stored = stack.root / "variants" / key / name
         assert stored.read_bytes() == response.content, (query, headers, name)
+
+
+def vm_hwm(pid: int) -> int:
+    """Peak resident memory of a process (bytes), from the kernel."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return (
+        int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+        * 1024
+    )
+
+
+def test_a_queued_burst_costs_the_memory_of_one_render_at_a_time(tmp_path):
+    with host(tmp_path, STOWAGE_VARIANT_RENDERS="1", STOWAGE_VARIANT_RENDER_QUEUE="16") as stack:
+        key = upload(stack, photo((3000, 2250)))["key"]
+        before = vm_hwm(stack.service.pid)
+        # The largest of the variants below, alone: what one render costs at its peak.
+        assert stack.client.get(f"/variants/{key}/1280x0.png").status_code == 200
+        one = vm_hwm(stack.service.pid)
+        uris = [
+            f"/variants/{key}/{w}x0.{fmt}"
+            for w in (640, 800, 1280)
+            for fmt in ("png", "jpeg", "webp")
+        ]
+        uris.remove(f"/variants/{key}/1280x0.png")
+        with ThreadPoolExecutor(len(uris)) as pool:
+            responses = list(pool.map(lambda u: httpx.get(stack.base + u, timeout=120), uris))
+        assert [r.status_code for r in responses] == [200] * len(uris)
+        burst = vm_hwm(stack.service.pid)
+        # Eight renders at once hold eight decoded originals (+77 MB here without the bound);
+        # one at a time stays within a second render's cost (+6 MB measured).
+        assert burst - one <= one - before, (before, one, burst)
