@@ -61,12 +61,12 @@ def nginx_binary() -> str:
 def njs_module() -> str:
     """Debian's njs module (what the nginx role installs for /img/), installed if missing."""
     if not Path(NJS_MODULE).exists():
-        subprocess.run(
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "libnginx-mod-http-js"],
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-            check=True,
-            timeout=600,
-        )
+        ):
+            subprocess.run(command, env=env, check=True, timeout=600)
     return NJS_MODULE
 
 
