@@ -24,10 +24,7 @@ def test_the_host_gets_the_edges_resizer_settings_only_when_configured(tmp_path)
 
     changed = source.replace(
         "variant_widths: [320, 640, 800, 1280, 1920]", "variant_widths: [200, 800]"
-    ).replace(
-        "disk_alert_threshold_percent: 80",
-        "disk_alert_threshold_percent: 80\n  image_variants: true",
-    )
+    ).replace("image_variants: false", "image_variants: true")
     path = tmp_path / "variants.yaml"
     path.write_text(changed)
     found = host_vars(
