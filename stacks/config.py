@@ -241,6 +241,10 @@ class LightsailConfig(_Model):
     )
     max_upload_mb: int = Field(default=2048, gt=0)
     disk_alert_threshold_percent: int = Field(default=80, gt=0, lt=100)
+    image_variants: bool = Field(
+        default=False,
+        description="Serve /variants/ and /img/ on the host too, with the cdn.variant_* values.",
+    )
 
     @model_validator(mode="after")
     def _ssh_needs_ipv4(self) -> LightsailConfig:

@@ -115,3 +115,17 @@ def watermark_settings(cdn: CdnConfig) -> dict | None:
         "scale": mark.scale_percent / 100,
         "margin": mark.margin_percent / 100,
     }
+
+
+# What only the edge needs: where its bucket is. The host reads originals through its backend.
+_EDGE_ONLY = ("bucket", "region", "kms_key_arn", "replica_bucket", "replica_region")
+
+
+def host_variant_config(cdn: CdnConfig) -> dict:
+    """The resizer's settings for the single host's service (``STOWAGE_VARIANTS_CONFIG``):
+    the edge's own, so both adapters refuse and render alike, and the private prefixes,
+    whose signatures the service checks itself when no Nginx is in front of it."""
+    edge = edge_handler_config(cdn, bucket="", region="", kms_key_arn="")
+    return {name: value for name, value in edge.items() if name not in _EDGE_ONLY} | {
+        "private_prefixes": list(cdn.private_prefixes)
+    }

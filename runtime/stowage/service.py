@@ -43,6 +43,7 @@ from stowage.processes import pid_alive
 from stowage.settings import Settings
 from stowage.signing import cloudfront_signed_url, sign_file_url
 from stowage.sniff import SNIFF_BYTES, sniff, sniffed_type
+from stowage.variants import HostVariants
 
 log = logging.getLogger("stowage")
 
@@ -94,6 +95,7 @@ class Stowage(MultipartUploads):
         self.catalog = catalog
         # Spool files live on the media filesystem so that a local put is a rename.
         self.spool = LocalBackend(backend.spool_root() or settings.local_root)
+        self.variants = HostVariants.from_settings(settings, backend)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stowage:
@@ -228,6 +230,7 @@ class Stowage(MultipartUploads):
             self.catalog.update(moved, expected_key=record.key)
         except BaseException as exc:
             return self._settle_move(record, destination, exc)
+        self.delete_variants(record.key)
         return moved
 
     def _settle_move(self, record: Record, destination: str, failure: BaseException) -> Record:
@@ -275,6 +278,16 @@ class Stowage(MultipartUploads):
         except FileNotFoundError:
             log.warning("catalogued object was already gone", extra={"key": record.key})
         self.catalog.delete(record.id, expected_key=record.key)
+        self.delete_variants(record.key)
+
+    def delete_variants(self, key: str) -> None:
+        """Remove the image variants of ``key`` wherever they are stored: the backend's
+        sides (the edge's in the bucket, the host's on disk) and the disk Nginx serves
+        from, which in s3 mode is not a side of the backend."""
+        for store in (self.backend, self.spool):
+            removed = store.delete_variants(key)
+            if removed:
+                log.info("variants deleted", extra={"key": key, "count": len(removed)})
 
     # -- maintenance ---------------------------------------------------------------------
 

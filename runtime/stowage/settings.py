@@ -102,6 +102,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=_env("DISK_ALERT_WEBHOOK")
     )
     log_level: str = Field(default="INFO", validation_alias=_env("LOG_LEVEL"))
+    # Image variants on the host: the resizer's JSON config (the runtime role writes it from
+    # the deployment config); unset, the host serves no variants.
+    variants_config: Path | None = Field(default=None, validation_alias=_env("VARIANTS_CONFIG"))
+    variant_renders: int = Field(default=2, ge=1, le=64, validation_alias=_env("VARIANT_RENDERS"))
+    variant_render_queue: int = Field(
+        default=16, ge=0, le=1024, validation_alias=_env("VARIANT_RENDER_QUEUE")
+    )
 
     @field_validator("api_tokens", mode="before")
     @classmethod

@@ -53,11 +53,16 @@ def sign_file_url(
 
 def verify_file_url(key: str, expires: str | None, md5: str | None, secret: str) -> None:
     """Check a ``/files/`` link exactly as Nginx's secure_link does."""
+    verify_uri(file_uri(key), expires, md5, secret)
+
+
+def verify_uri(uri: str, expires: str | None, md5: str | None, secret: str) -> None:
+    """Check a secure_link signature over the decoded ``uri`` as Nginx does."""
     if not expires or not md5:
         raise Forbidden("missing signature (expires and md5)")  # as Nginx answers it
     if not _EXPIRES.fullmatch(expires) or not _TOKEN.fullmatch(md5):
         raise Forbidden("malformed signature")
-    expected = secure_link_md5(file_uri(key), int(expires), secret)
+    expected = secure_link_md5(uri, int(expires), secret)
     if not hmac.compare_digest(expected, md5):
         raise Forbidden("signature does not match")
     if int(expires) < time.time():

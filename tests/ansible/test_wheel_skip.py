@@ -29,6 +29,7 @@ PLAYBOOK = """\
       ansible.builtin.include_tasks: {tasks}
       vars:
         __runtime_installed_hash_file: "{{{{ runtime_home }}}}/venv/stowage-source.sha256"
+        runtime_image_variants: {{}}
   handlers:
     - name: Restart stowage
       ansible.builtin.file:

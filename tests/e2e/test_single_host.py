@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import shutil
 import time
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.e2e.conftest import HOST_KEY, TOKEN
 from tests.e2e.playbook import converge
@@ -128,6 +130,29 @@ def test_uploads_and_signed_links_through_nginx(site):
             headers=AUTH,
         )
         assert too_big.status_code == 413
+
+
+def test_an_uploaded_image_is_served_as_an_800px_webp_through_img(site):
+    """Nginx hands the miss to the service, which renders it with the image core (the
+    [images] extra on the host) and stores it where Nginx serves it from then on."""
+    image = Image.effect_mandelbrot((1600, 1200), (-2.0, -1.2, 0.8, 1.2), 60).convert("RGB")
+    data = io.BytesIO()
+    image.save(data, "JPEG", quality=90)
+    with httpx.Client(base_url=site.base, timeout=120) as client:
+        response = client.post(
+            "/api/upload/image", files={"file": ("p.jpg", data.getvalue())}, headers=AUTH
+        )
+        assert response.status_code == 201, response.text
+        key = response.json()["key"]
+        first = client.get(f"/img/{key}?w=800", headers={"Accept": "image/webp,*/*"})
+        assert first.status_code == 200, first.text
+        assert first.headers["content-type"] == "image/webp"
+        assert Image.open(io.BytesIO(first.content)).size == (800, 600)
+        stored = site.host.ssh(f"stat -c '%s %U' /srv/media/variants/{key}/800x0.webp").stdout
+        assert stored.split() == [str(len(first.content)), "stowage"]
+        again = client.get(f"/variants/{key}/800x0.webp")
+        assert again.status_code == 200
+        assert again.content == first.content
 
 
 def test_traversal_and_internal_paths_are_refused(site):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,8 +32,9 @@ from tests.helpers import (
 
 ROLE = ROOT / "ansible" / "roles" / "nginx"
 TEMPLATES = ROLE / "templates"
+NJS_MODULE = "/usr/lib/nginx/modules/ngx_http_js_module.so"
 SKELETON = """\
-user root;
+{modules}user root;
 worker_processes 2;
 daemon off;
 pid {prefix}/nginx.pid;
@@ -54,6 +56,18 @@ http {{
 
 def nginx_binary() -> str:
     return ensure_debian_packages("nginx", binary="nginx")
+
+
+def njs_module() -> str:
+    """Debian's njs module (what the nginx role installs for /img/), installed if missing."""
+    if not Path(NJS_MODULE).exists():
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for command in (
+            ["apt-get", "update", "-qq"],
+            ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "libnginx-mod-http-js"],
+        ):
+            subprocess.run(command, env=env, check=True, timeout=600)
+    return NJS_MODULE
 
 
 def role_template(relative: str, **variables) -> str:
@@ -78,12 +92,13 @@ def render_site(
     body_limit_mb: int,
     extra: str = "",
     tls: tuple[str, Path, int] | None = None,
+    site_vars: dict | None = None,
 ) -> Path:
     """Write ``prefix/nginx.conf`` around the role's site; check it with ``nginx -t``.
 
     ``extra`` is more configuration in the ``http`` block (another server, say). ``tls`` is
     (domain, directory with fullchain.pem and privkey.pem, HTTPS port): the site as it is
-    once certbot has a certificate.
+    once certbot has a certificate. ``site_vars`` override role variables (image variants).
     """
     secret_file = prefix / "stowage-secure-link.conf"
     role_vars = yaml.safe_load((ROLE / "vars" / "main.yml").read_text())
@@ -105,6 +120,13 @@ def render_site(
     }
     if tls:
         variables |= {"__nginx_certificate_dir": tls[1], "nginx_tls_port": tls[2]}
+    variables |= {"nginx_njs_dir": prefix} | (site_vars or {})
+    modules = ""
+    if variables["nginx_image_variants"]:
+        modules = f"load_module {njs_module()};\n"
+        (prefix / "stowage_img.js").write_text(
+            role_template("etc/nginx/njs/stowage_img.js.j2", **variables)
+        )
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / name).mkdir(parents=True, exist_ok=True)
     secret_file.write_text(role_template("etc/nginx/stowage-secure-link.conf.j2", **variables))
@@ -113,7 +135,7 @@ def render_site(
         role_template("etc/nginx/sites-available/stowage.conf.j2", **variables)
     )
     conf = prefix / "nginx.conf"
-    conf.write_text(SKELETON.format(prefix=prefix, extra=extra))
+    conf.write_text(SKELETON.format(prefix=prefix, extra=extra, modules=modules))
     check = subprocess.run(
         [nginx_binary(), "-t", "-c", str(conf)], capture_output=True, text=True, check=False
     )
@@ -133,7 +155,14 @@ class Stack:
 
 
 @contextlib.contextmanager
-def stowage_behind_nginx(tmp_path: Path, *, body_limit_mb: int = 64, **env: str) -> Iterator[Stack]:
+def stowage_behind_nginx(
+    tmp_path: Path,
+    *,
+    body_limit_mb: int = 64,
+    site_vars: dict | None = None,
+    extra: str = "",
+    **env: str,
+) -> Iterator[Stack]:
     """Nginx (the role's site) on a loopback port -> `stowage serve --uds`, behind_nginx on."""
     from tests.runtime.conftest import BIN, SECRET, service_env
 
@@ -144,7 +173,14 @@ def stowage_behind_nginx(tmp_path: Path, *, body_limit_mb: int = 64, **env: str)
     base = f"http://127.0.0.1:{port}"
     env = service_env(root, port, STOWAGE_BEHIND_NGINX="true", STOWAGE_PUBLIC_BASE_URL=base, **env)
     conf = render_site(
-        prefix, port=port, socket=socket, root=root, secret=SECRET, body_limit_mb=body_limit_mb
+        prefix,
+        port=port,
+        socket=socket,
+        root=root,
+        secret=SECRET,
+        body_limit_mb=body_limit_mb,
+        site_vars=site_vars,
+        extra=extra,
     )
     with running(
         [str(BIN / "stowage"), "serve", "--uds", str(socket)], env=env, log=tmp_path / "serve.log"

@@ -46,6 +46,7 @@ def deployment_vars(name_or_path: str) -> dict:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from stacks.config import load_config
+    from stacks.edge_config import cloudfront_function_code, host_variant_config
 
     config = load_config(name_or_path)
     if config.lightsail is None:
@@ -69,6 +70,11 @@ def deployment_vars(name_or_path: str) -> dict:
         "stowage_certbot_email": str(config.alarm_email),
         # Without a domain the playbook falls back to the host's address (site.yml).
         "stowage_public_base_url": f"https://{host.domain_name}" if host.domain_name else "",
+        # Image variants on the host: the edge's resizer settings and CloudFront Function,
+        # from the same cdn.variant_* values; empty when the host serves none.
+        "stowage_image_variants": host_variant_config(config.cdn) if host.image_variants else {},
+        "stowage_img_function": cloudfront_function_code(config.cdn) if host.image_variants else "",
+        "stowage_private_prefixes": list(config.cdn.private_prefixes),
     }
 
 

@@ -17,7 +17,7 @@ from stowage import __version__
 from stowage.api.guard import Guard
 from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
-from stowage.api.routes import files, focal, health, multipart, uploads
+from stowage.api.routes import files, focal, health, multipart, uploads, variants
 from stowage.errors import DiskFull, StowageError
 from stowage.service import Stowage
 from stowage.settings import Settings, load_settings
@@ -98,7 +98,7 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         return schema
 
     app.openapi = openapi
-    for module in (health, multipart, uploads, focal, files):
+    for module in (health, multipart, uploads, focal, files, variants):
         app.include_router(module.router)
 
     @app.exception_handler(StowageError)

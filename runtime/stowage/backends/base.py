@@ -10,6 +10,7 @@ Contract (checked by tests/runtime/test_backend_contract.py for every backend):
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import unicodedata
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from stowage.errors import BadRequest, Conflict, InvalidKey, StowageError, TooLarge
-from stowage.keys import validate_key
+from stowage.keys import VARIANTS_PREFIX, validate_key, validate_prefix
 
 CHUNK_SIZE = 1024 * 1024
 
@@ -308,6 +309,20 @@ class Backend(ABC):
         except FileNotFoundError:
             return False
         return True
+
+    def delete_variants(self, original_key: str) -> list[str]:
+        """Delete every stored image variant of ``original_key`` (``variants/{key}/``, one
+        directory per original by design); returns the keys removed."""
+        try:
+            prefix = validate_prefix(f"{VARIANTS_PREFIX}{validate_key(original_key)}/")
+        except InvalidKey:
+            return []  # too long to have variants at all
+        removed = []
+        for info in list(self.list(prefix)):
+            with contextlib.suppress(FileNotFoundError):
+                self.delete(info.key)
+                removed.append(info.key)
+        return removed
 
     def read_all(self, key: str) -> bytes:
         """Whole object in memory: for small objects and tests only."""
