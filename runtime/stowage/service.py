@@ -26,9 +26,7 @@ from stowage.errors import (
     DiskFull,
     NotFound,
     TooLarge,
-    UnsupportedType,
 )
-from stowage.images.focal import focal_text, parse_focal
 from stowage.keys import (
     KIND_PREFIX,
     TEMP_PREFIX,
@@ -40,6 +38,7 @@ from stowage.keys import (
 )
 from stowage.multipart import MultipartUploads
 from stowage.processes import pid_alive
+from stowage.service_images import ImageVariants
 from stowage.settings import Settings
 from stowage.signing import cloudfront_signed_url, sign_file_url
 from stowage.sniff import SNIFF_BYTES, sniff, sniffed_type
@@ -88,14 +87,14 @@ class CleanupReport:
         self.deleted_bytes += size
 
 
-class Stowage(MultipartUploads):
+class Stowage(MultipartUploads, ImageVariants):
     def __init__(self, settings: Settings, backend: Backend, catalog: Catalog) -> None:
         self.settings = settings
         self.backend = backend
         self.catalog = catalog
         # Spool files live on the media filesystem so that a local put is a rename.
         self.spool = LocalBackend(backend.spool_root() or settings.local_root)
-        self.variants = HostVariants.from_settings(settings, backend)
+        self.variants = HostVariants.from_settings(settings, backend, self._focal_of)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stowage:
@@ -246,22 +245,6 @@ class Stowage(MultipartUploads):
             self.backend.move(destination, record.key)
         raise failure
 
-    def set_focal_point(self, upload_id: str, focal: tuple[float, float] | None) -> Record:
-        """Where ``cover`` variants of an image centre (None: the automatic centre): kept
-        with the original (``Backend.set_focal``, which retires its variants), then in the
-        catalog row, unless a concurrent request moved the row meanwhile (Conflict)."""
-        record = self.catalog.get(upload_id)
-        if not record.content_type.startswith("image/"):
-            raise UnsupportedType(f"upload {upload_id} is {record.content_type}, not an image")
-        text = focal_text(focal) if focal else None
-        try:
-            self.backend.set_focal(record.key, text)
-        except FileNotFoundError:
-            raise NotFound(f"the bytes of upload {upload_id} are gone") from None
-        updated = record.changed(focal_point=parse_focal(text))
-        self.catalog.update(updated, expected_key=record.key)
-        return updated
-
     def delete(self, upload_id: str) -> Record:
         for _ in range(5):
             record = self.catalog.get(upload_id)
@@ -279,15 +262,6 @@ class Stowage(MultipartUploads):
             log.warning("catalogued object was already gone", extra={"key": record.key})
         self.catalog.delete(record.id, expected_key=record.key)
         self.delete_variants(record.key)
-
-    def delete_variants(self, key: str) -> None:
-        """Remove the image variants of ``key`` wherever they are stored: the backend's
-        sides (the edge's in the bucket, the host's on disk) and the disk Nginx serves
-        from, which in s3 mode is not a side of the backend."""
-        for store in (self.backend, self.spool):
-            removed = store.delete_variants(key)
-            if removed:
-                log.info("variants deleted", extra={"key": key, "count": len(removed)})
 
     # -- maintenance ---------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -86,8 +87,10 @@ class HostVariants:
         queue: int,
         private_prefixes: tuple[str, ...] = (),
         signing_secret: str | None = None,
+        focal_of: Callable[[str], tuple[float, float] | None] = lambda key: None,
     ) -> None:
         self.config = config
+        self.focal_of = focal_of
         # Set when no Nginx checks signatures in front of the service.
         self.private_prefixes = private_prefixes
         self.signing_secret = signing_secret
@@ -101,7 +104,12 @@ class HostVariants:
         self._users: Counter[str] = Counter()
 
     @classmethod
-    def from_settings(cls, settings: Settings, originals: Backend) -> HostVariants | None:
+    def from_settings(
+        cls,
+        settings: Settings,
+        originals: Backend,
+        focal_of: Callable[[str], tuple[float, float] | None],
+    ) -> HostVariants | None:
         """None when the host has no variants configured (the route then answers 404)."""
         if settings.variants_config is None:
             return None
@@ -131,6 +139,7 @@ class HostVariants:
             signing_secret=settings.signing_secret.get_secret_value()
             if settings.signing_secret
             else None,
+            focal_of=focal_of,
         )
 
     async def get(
@@ -195,7 +204,9 @@ class HostVariants:
         source = self.originals.read_all(request.original_key)
         started = time.perf_counter()
         try:
-            rendered = render(source, request, self.config)
+            rendered = render(
+                source, request, self.config, focal=self.focal_of(request.original_key)
+            )
         except VariantError as exc:
             raise VariantRefused(exc.status, exc.message) from None
         self._store(path, rendered.body)
