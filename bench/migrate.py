@@ -35,12 +35,24 @@ def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
     return result.seconds, result.peak_mib
 
 
+def profiled(directory: str | None, name: str) -> list[str]:
+    """The py-spy prefix that records ``name``'s stacks (all threads, idle ones too)."""
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = str(Path(directory) / f"{name}.txt")
+    return [cached_tool("py-spy", "py-spy"), "record", "-r", "100", "-f", "raw", "-o", out, "--"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", type=int, default=2000, help="number of 64 KiB objects")
     parser.add_argument("--large", type=int, default=8, help="number of 64 MiB objects")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--bwlimit", help="measure Stowage alone under this cap (e.g. 20M)")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="run Stowage under py-spy (pinned), raw stacks to DIR"
+    )
     parser.add_argument("--objects", type=int, help="scale run: N small objects (no peers)")
     parser.add_argument("--only", choices=("migrate", "verify"), help="scale run: one command")
     args = parser.parse_args()
@@ -117,7 +129,13 @@ def main() -> None:
 
             results = {}
             results["S3 -> local", "stowage"] = timed(
-                [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env
+                [
+                    *profiled(args.profile, "s3-to-local"),
+                    *stowage_cmd,
+                    "s3://bench-src",
+                    str(tmp / "to-local-stowage"),
+                ],
+                env,
             )
             for peer, rclone in peers.items() if not args.bwlimit else ():
                 results["S3 -> local", peer] = timed(
@@ -126,7 +144,13 @@ def main() -> None:
                 shutil.rmtree(tmp / "to-local-rclone")
             shutil.rmtree(tmp / "to-local-stowage")
             results["local -> S3", "stowage"] = timed(
-                [*stowage_cmd, str(source), "s3://bench-stowage"], env
+                [
+                    *profiled(args.profile, "local-to-s3"),
+                    *stowage_cmd,
+                    str(source),
+                    "s3://bench-stowage",
+                ],
+                env,
             )
             for n, (peer, rclone) in enumerate(peers.items() if not args.bwlimit else ()):
                 bucket = f"bench-rclone-{n}"
