@@ -54,7 +54,9 @@ def main() -> None:
         "--profile", metavar="DIR", help="run Stowage under py-spy (pinned), raw stacks to DIR"
     )
     parser.add_argument("--objects", type=int, help="scale run: N small objects (no peers)")
-    parser.add_argument("--only", choices=("migrate", "verify"), help="scale run: one command")
+    parser.add_argument(
+        "--only", choices=("plan", "migrate", "verify"), help="scale run: one command"
+    )
     args = parser.parse_args()
     if args.objects:
         from bench.migrate_scale import scale

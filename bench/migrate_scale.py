@@ -50,6 +50,11 @@ def scale(objects: int, workers: int, only: str | None = None) -> None:
         common = ["--quiet", "--workers", str(workers)]
         migrate = [str(BIN / "stowage"), "migrate", *common, str(source), str(destination)]
         verify = [str(BIN / "stowage"), "verify", *common, str(source), str(destination)]
+        if only == "plan":
+            plan = [str(BIN / "stowage"), "migrate", "--dry-run", *common, str(source)]
+            rows.append(
+                ("plan (--dry-run) local -> local", measured([*plan, str(destination)], env))
+            )
         if only in (None, "migrate"):
             rows.append(("migrate local -> local", measured(migrate, env)))
         if only in (None, "verify"):

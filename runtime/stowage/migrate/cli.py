@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import itertools
 import json
 import os
@@ -103,7 +104,23 @@ def _entry_json(entry) -> dict:
     return {"key": entry.key, "source_name": entry.name, "reason": entry.reason or entry.error}
 
 
+def _few_malloc_arenas() -> None:
+    """glibc gives each worker thread its own malloc arena, and every arena keeps its freed,
+    fragmented pages: with 16 workers peak RSS grew with the number of objects copied
+    (58 MiB at 10k objects, 83 MiB at 100k) although nothing per object is kept. Two arenas
+    keep it flat; set before the workers start. Elsewhere than glibc: nothing to do."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.mallopt(M_ARENA_MAX, 2)
+    except (OSError, AttributeError):
+        return
+
+
+M_ARENA_MAX = -8  # glibc's malloc.h
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
+    _few_malloc_arenas()
     from stowage.migrate.engine import Interrupted, Migration
     from stowage.migrate.locations import key_prefix, open_location, refuse_nesting
     from stowage.migrate.plan import new_run_id, plan
@@ -217,6 +234,7 @@ def _dry_run(args: argparse.Namespace, source, destination, options: Options) ->
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    _few_malloc_arenas()
     from stowage.migrate.locations import open_location
     from stowage.migrate.verify import verify
 
