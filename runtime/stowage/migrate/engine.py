@@ -8,7 +8,9 @@ Guarantees (PRODUCT.md, "Migration guarantees"):
 - a resumed run first removes what its dead predecessors left behind (spool files, open
   multipart uploads);
 - sources are deleted only with ``--delete-source`` and only after verification;
-- the bandwidth cap applies to the bytes on the wire, in either direction.
+- the bandwidth cap applies to the bytes on the wire, in either direction;
+- the entries are read from the manifest a page at a time, with a bounded number in flight:
+  memory does not grow with the number of objects.
 """
 
 from __future__ import annotations
@@ -52,9 +54,8 @@ class Interrupted(Exception):
 
 class Migration:
     def __init__(
-        self, manifest: Manifest | None, source: Backend, destination: Backend, options: Options
+        self, manifest: Manifest, source: Backend, destination: Backend, options: Options
     ) -> None:
-        """``manifest`` may be ``None`` for planning only (``--dry-run``)."""
         self.manifest = manifest
         self.source = source
         self.destination = destination
