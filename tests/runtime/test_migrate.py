@@ -348,11 +348,10 @@ def test_a_source_changed_after_planning_is_re_planned(tmp_path, bucket):
         Options(quiet=True),
     )
     migration.manifest.create_run("src", "dst", Options().to_json())
-    entries = plan(migration.source, migration.destination, migration.options)
-    migration.manifest.add(entries)
+    plan(migration.manifest, migration.source, migration.destination, migration.options)
     time.sleep(0.01)
     (tmp_path / "src" / "images/a.bin").write_bytes(b"version two, longer")
-    migration.run(entries)
+    migration.run()
     (entry,) = migration.manifest.entries()
     assert entry.state == "verified"
     assert entry.size == len(b"version two, longer")

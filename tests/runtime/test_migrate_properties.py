@@ -37,7 +37,7 @@ from hypothesis import strategies as st
 from stowage.backends import LocalBackend
 from stowage.backends.s3 import S3Backend
 from stowage.migrate.engine import Migration
-from stowage.migrate.manifest import FAILED, LEFT_BEHIND, PLANNED, VERIFIED, Manifest
+from stowage.migrate.manifest import LEFT_BEHIND, VERIFIED, Manifest
 from stowage.migrate.plan import Options, plan
 from stowage.migrate.rollback import rollback
 from stowage.migrate.verify import verify
@@ -205,10 +205,9 @@ def run_scenario(case: dict, source: Side, destination: Side, state: Path) -> No
         kill_at=case["kill_at"],
         after_write=case["after_write"],
     )
-    entries = plan(source.backend, destination.backend, options)
-    manifest.add(entries)
+    plan(manifest, source.backend, destination.backend, options)
     try:
-        doomed.run(entries)
+        doomed.run()
         killed = False
     except Killed:
         killed = True
@@ -227,8 +226,8 @@ def run_scenario(case: dict, source: Side, destination: Side, state: Path) -> No
                     source_before = source.photo()
                     break
     resumed = Migration(manifest, source.backend, destination.backend, options)
-    resumed.stale_copies(manifest.entries(VERIFIED))
-    resumed.run(manifest.entries(PLANNED, FAILED))
+    resumed.stale_copies()
+    resumed.run()
 
     # Every source name is verified at the destination, or reported.
     final = manifest.entries()

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -220,9 +220,15 @@ class Backend(ABC):
         for info in self.list(prefix):
             yield classify(info.key, info.size) or info
 
-    def cannot_hold(self, keys: list[str]) -> dict[str, str]:
-        """Keys this backend could not store next to the others, with the reason."""
-        return {}
+    def scan_current(self) -> Iterator[ObjectInfo | Unlisted]:
+        """Like :meth:`scan`, with the version id of each current object where the backend
+        keeps versions (a resumed migration tells a changed source by it)."""
+        return self.scan("")
+
+    def cannot_hold(self, keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(key, reason) for the keys this backend could not store next to the others;
+        ``keys`` come once each, in key order, and may be too many to hold."""
+        return iter(())
 
     def open_listed(self, name: str) -> tuple[ObjectInfo, Iterator[bytes]]:
         """:meth:`open_object` by a name from :meth:`scan` (see :func:`listed_name`)."""
@@ -298,7 +304,7 @@ class Backend(ABC):
         means; ``False`` if it cannot (then it is written back from the verified copy)."""
         return False
 
-    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
+    def discard_debris(self, *, pids: list[int], keys: Container[str]) -> list[str]:
         """Remove what dead writers of a migration left behind (spool files of ``pids``,
         multipart uploads to ``keys``, which the run owns); returns what went."""
         return []

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Container, Iterable, Iterator
 from pathlib import Path
 
 from stowage.backends.base import (
@@ -28,6 +28,11 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _continues(key: str, prefix: str) -> bool:
+    """Whether keys after ``key`` (in order) may still lie under ``prefix + "/"``."""
+    return key.startswith(prefix) and (len(key) == len(prefix) or key[len(prefix)] <= "/")
 
 
 class LocalMigration:
@@ -62,12 +67,20 @@ class LocalMigration:
         for name in others:
             yield Unlisted(name, "not a regular file (symlink, socket or device)")
 
-    def cannot_hold(self, keys: list[str]) -> dict[str, str]:
-        """A file cannot also be a directory: ``a`` next to ``a/b``."""
-        directories = {key[:i] for key in keys for i, c in enumerate(key) if c == "/"}
-        return {
-            key: f"{key}/ is also a directory of other keys" for key in keys if key in directories
-        }
+    def cannot_hold(self, keys: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """A file cannot also be a directory: ``a`` next to ``a/b``. In key order, every key
+        under ``a/`` follows ``a`` with only keys that start with ``a`` and a character
+        before ``/`` between them, so only the current key's prefixes are held."""
+        prefixes: list[str] = []
+        reported: set[str] = set()
+        for key in keys:
+            while prefixes and not _continues(key, prefixes[-1]):
+                reported.discard(prefixes.pop())
+            for prefix in prefixes:
+                if key[len(prefix) : len(prefix) + 1] == "/" and prefix not in reported:
+                    reported.add(prefix)
+                    yield prefix, f"{prefix}/ is also a directory of other keys"
+            prefixes.append(key)
 
     def open_listed(self, name: str) -> tuple[ObjectInfo, Iterator[bytes]]:
         path = self._listed_path(name)
@@ -118,7 +131,7 @@ class LocalMigration:
         self._prune(path.parent)
         return None
 
-    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
+    def discard_debris(self, *, pids: list[int], keys: Container[str]) -> list[str]:
         """Spool files are named ``{pid}-...part``: remove those of the dead run's pids,
         unless such a pid is alive again (reused by another writer, e.g. the service)."""
         dead = {str(pid) for pid in pids if pid == os.getpid() or not pid_alive(pid)}

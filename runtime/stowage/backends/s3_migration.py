@@ -4,7 +4,7 @@ cleaning up the open multipart uploads of a dead run."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,6 +17,8 @@ from stowage.backends.base import (
     ObjectAttributes,
     ObjectInfo,
     OnBytes,
+    Unlisted,
+    classify,
     listed_name,
 )
 from stowage.errors import BackendError, Forbidden, NotFound, StowageError
@@ -44,6 +46,26 @@ class S3Migration:
             if code in ("403", "AccessDenied"):
                 raise Forbidden(f"access to bucket {self.bucket} denied") from None
             raise BackendError(f"bucket {self.bucket}: {exc}") from None
+
+    def scan_current(self) -> Iterator[ObjectInfo | Unlisted]:
+        """One listing of versions instead of a HEAD per object: a listing's modification
+        time has whole seconds only, so a same-size change within one is told by its id."""
+        if not self.versioned():
+            yield from self.scan("")
+            return
+        paginator = self.client.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+            for item in page.get("Versions", []):
+                if not item["IsLatest"]:
+                    continue
+                info = ObjectInfo(
+                    key=item["Key"].removeprefix(self.prefix),
+                    size=item["Size"],
+                    modified=item["LastModified"],
+                    version_id=item["VersionId"],
+                    backend=self.name,
+                )
+                yield classify(info.key, info.size) or info
 
     def open_listed(self, name: str) -> tuple[ObjectInfo, Iterator[bytes]]:
         try:
@@ -129,16 +151,16 @@ class S3Migration:
         )
         return True
 
-    def discard_debris(self, *, pids: list[int], keys: set[str]) -> list[str]:
+    def discard_debris(self, *, pids: list[int], keys: Container[str]) -> list[str]:
         """Abort the multipart uploads a dead run left open to the keys it has yet to copy.
         (Not filtered by start time: moto reports a fixed ``Initiated``, and the run owns
         those keys: an upload to one of them by anyone else would be overwritten anyway.)"""
-        wanted = {self.prefix + key for key in keys}
         aborted = []
         paginator = self.client.get_paginator("list_multipart_uploads")
         for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
             for upload in page.get("Uploads", []):
-                if upload["Key"] in wanted:
+                key = upload["Key"]
+                if key.startswith(self.prefix) and key[len(self.prefix) :] in keys:
                     self.client.abort_multipart_upload(
                         Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"]
                     )

@@ -8,7 +8,9 @@ Guarantees (PRODUCT.md, "Migration guarantees"):
 - a resumed run first removes what its dead predecessors left behind (spool files, open
   multipart uploads);
 - sources are deleted only with ``--delete-source`` and only after verification;
-- the bandwidth cap applies to the bytes on the wire, in either direction.
+- the bandwidth cap applies to the bytes on the wire, in either direction;
+- the entries are read from the manifest a page at a time, with a bounded number in flight:
+  memory does not grow with the number of objects.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 from stowage.backends import Backend
-from stowage.backends.base import CHUNK_SIZE, HashingReader, ObjectInfo
+from stowage.backends.base import CHUNK_SIZE, HashingReader, ObjectInfo, Unlisted
 from stowage.errors import StowageError
 from stowage.migrate.attributes import Stamp
 from stowage.migrate.manifest import (
@@ -34,6 +36,7 @@ from stowage.migrate.manifest import (
     SKIPPED,
     VERIFIED,
     Entry,
+    KeysOf,
     Manifest,
 )
 from stowage.migrate.plan import Options, listed_sha256
@@ -42,6 +45,7 @@ from stowage.progress import Progress
 from stowage.sniff import SNIFF_BYTES
 
 log = logging.getLogger("stowage.migrate")
+STALE_BATCH = 500
 
 
 class Interrupted(Exception):
@@ -50,9 +54,8 @@ class Interrupted(Exception):
 
 class Migration:
     def __init__(
-        self, manifest: Manifest | None, source: Backend, destination: Backend, options: Options
+        self, manifest: Manifest, source: Backend, destination: Backend, options: Options
     ) -> None:
-        """``manifest`` may be ``None`` for planning only (``--dry-run``)."""
         self.manifest = manifest
         self.source = source
         self.destination = destination
@@ -61,6 +64,7 @@ class Migration:
         self.stamp = Stamp(options.cache_rules)
         self.limit = RateLimit(options.bwlimit)
         self.debris: list[str] = []
+        self.first_attempt = False
         self._catalog = None
 
     @property
@@ -70,23 +74,25 @@ class Migration:
 
     # -- the run --------------------------------------------------------------------------
 
-    def run(self, entries: list[Entry]) -> None:
+    def run(self) -> None:
+        """Copy every planned (or failed) entry of the manifest, read from it a page at a
+        time, with at most a few pages' worth in flight."""
         self.manifest.acquire()
-        todo = [e for e in entries if e.state in (PLANNED, FAILED)]
-        self._discard_debris(todo)
-        progress = Progress(len(todo), sum(e.size for e in todo), quiet=self.options.quiet)
+        self.first_attempt = not self.manifest.run().pids[:-1]
+        self._discard_debris()
+        objects, total = self.manifest.totals(PLANNED, FAILED)
+        progress = Progress(objects, total, quiet=self.options.quiet)
         self.manifest.set_status("running")
         previous = self._trap_signals()
         try:
-            with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
-                for _ in pool.map(lambda e: self._copy_one(e, progress), todo):
-                    pass
+            self._copy_all(progress)
             if self.options.catalog_url and not self.stop.is_set():
                 # Identical objects already at the destination are its objects too.
-                for entry in entries:
-                    if entry.action == SKIP and not entry.catalog_prev_backend:
-                        self._update_catalog(entry)
-                        self.manifest.save(entry)
+                for entry in self.manifest.iterate(
+                    SKIPPED, where="action = ? AND catalog_prev_backend IS NULL", params=(SKIP,)
+                ):
+                    self._update_catalog(entry)
+                    self.manifest.save(entry)
         finally:
             progress.close()
             self._restore_signals(previous)
@@ -95,17 +101,36 @@ class Migration:
             self.manifest.set_status("interrupted")
             self.manifest.release()
             raise Interrupted(self.manifest.run_id)
-        self.manifest.set_status("failed" if self.manifest.entries(FAILED) else "completed")
+        failed, _ = self.manifest.totals(FAILED)
+        self.manifest.set_status("failed" if failed else "completed")
         self.manifest.release()
 
-    def _discard_debris(self, todo: list[Entry]) -> None:
+    def _copy_all(self, progress: Progress) -> None:
+        slots = threading.BoundedSemaphore(4 * self.options.workers)
+        raised: list[BaseException] = []
+
+        def done(future) -> None:
+            if future.exception() is not None:
+                raised.append(future.exception())
+            slots.release()
+
+        with ThreadPoolExecutor(max_workers=self.options.workers) as pool:
+            for entry in self.manifest.iterate(PLANNED, FAILED):
+                if self.stop.is_set() or raised:
+                    break
+                slots.acquire()
+                pool.submit(self._copy_one, entry, progress).add_done_callback(done)
+        if raised:
+            raise raised[0]
+
+    def _discard_debris(self) -> None:
         """What earlier, dead processes of this run left: their spool files and open
         multipart uploads to the keys still to copy."""
         run = self.manifest.run()
         dead = run.pids[:-1]
         if not dead:
             return
-        keys = {e.key for e in todo}
+        keys = KeysOf(self.manifest, "state", PLANNED, FAILED)
         self.debris = self.destination.discard_debris(pids=dead, keys=keys)
         for item in self.debris:
             log.info("removed debris of an interrupted run", extra={"item": item})
@@ -205,27 +230,41 @@ class Migration:
             raise StowageError(f"{entry.key} changed during the copy; rerun to copy it again")
         return info
 
-    def stale_copies(self, verified: list[Entry]) -> list[Entry]:
-        """Verified entries whose source has changed since it was copied, planned again so a
-        resumed run neither counts nor keeps a stale copy. Checked by the source's metadata
-        (size, modification time, version id), not by reading it."""
-        stale = []
-        for entry in verified:
-            if entry.source_deleted:
+    def stale_copies(self) -> list[str]:
+        """Planned again: verified entries whose source has changed since it was copied, so
+        a resumed run neither counts nor keeps a stale copy. Told by the source's listing
+        (size, modification time, version id), a page of names at a time, not by a request
+        per object nor by reading it; returns the keys."""
+        stale: list[str] = []
+        batch: list[tuple[str, ObjectInfo | None]] = []
+        for found in self.source.scan_current():
+            if isinstance(found, Unlisted):
+                batch.append((found.name, None))
+            else:
+                batch.append((found.key, found))
+            if len(batch) >= STALE_BATCH:
+                stale += self._replan_changed(batch)
+                batch = []
+        return stale + self._replan_changed(batch)
+
+    def _replan_changed(self, listed: list[tuple[str, ObjectInfo | None]]) -> list[str]:
+        verified = self.manifest.with_names((name for name, _ in listed), VERIFIED)
+        changed = []
+        for name, src in listed:
+            entry = verified.get(name)
+            if entry is None or entry.source_deleted:
                 continue
-            try:
-                src = self.source.head_listed(entry.name)
-            except FileNotFoundError:
-                continue
+            if src is None:  # a name that is a key only once normalized: ask for its facts
+                src = self.source.head_listed(name)
             if _same_source(entry, src):
                 continue
             log.info("source %s changed since it was verified; copying it again", entry.key)
             entry.state, entry.src_sha256 = PLANNED, None
             entry.size, entry.src_version = src.size, src.version_id
             entry.src_modified = src.modified.isoformat()
-            self.manifest.save(entry)
-            stale.append(entry)
-        return stale
+            changed.append(entry)
+        self.manifest.add(changed)
+        return [entry.key for entry in changed]
 
     @staticmethod
     def _note_changes(entry: Entry, src: ObjectInfo) -> None:
@@ -243,6 +282,8 @@ class Migration:
         """After a crash the destination may already hold this run's complete copy (writes
         are atomic); verify and adopt it instead of copying again. An earlier attempt's
         recorded write that cannot be adopted is undone first, so the record never loses it."""
+        if self.first_attempt and not entry.written_sha256:
+            return False  # planned from the destination's listing a moment ago: nothing to adopt
         try:
             existing = self.destination.head(entry.key)
         except FileNotFoundError:

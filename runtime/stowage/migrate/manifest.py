@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -214,14 +215,95 @@ class Manifest:
         self.add([entry])
 
     def entries(self, *states: str) -> list[Entry]:
-        sql = f"SELECT {','.join(_COLUMNS)} FROM objects"
-        params: tuple = ()
+        """Every entry in these states, in memory: for small sets (reports, tests)."""
+        return list(self.iterate(*states))
+
+    def iterate(self, *states: str, where: str = "", params: tuple = ()) -> Iterator[Entry]:
+        """Entries in key order, read a page at a time (the run never holds them all): rows
+        changed behind the cursor while iterating are not seen again."""
+        conditions = [where] if where else []
         if states:
-            sql += f" WHERE state IN ({','.join('?' * len(states))})"
-            params = states
+            conditions.append(f"state IN ({','.join('?' * len(states))})")
+            params = (*params, *states)
+        sql = f"SELECT {','.join(_COLUMNS)} FROM objects WHERE (key, src_name) > (?, ?)"
+        sql += "".join(f" AND {c}" for c in conditions) + " ORDER BY key, src_name LIMIT ?"
+        after = ("", "")
+        while True:
+            with self._lock:
+                rows = self._db.execute(sql, (*after, *params, PAGE)).fetchall()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < PAGE:
+                return
+            after = (rows[-1]["key"], rows[-1]["src_name"])
+
+    def with_keys(self, keys: Iterable[str], *actions: str) -> list[Entry]:
+        """The entries planned under these keys (a page of them) with one of ``actions``."""
+        keys = list(keys)
+        found: list[Entry] = []
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            sql = f"SELECT {','.join(_COLUMNS)} FROM objects WHERE key IN"
+            sql += f" ({','.join('?' * len(chunk))})"
+            if actions:
+                sql += f" AND action IN ({','.join('?' * len(actions))})"
+            with self._lock:
+                found += map(_entry, self._db.execute(sql, (*chunk, *actions)).fetchall())
+        return found
+
+    def with_names(self, names: Iterable[str], *states: str) -> dict[str, Entry]:
+        """Entries by their source name (``Entry.name``) among ``names``, in ``states``."""
+        names = list(names)
+        found: dict[str, Entry] = {}
+        for start in range(0, len(names), 250):
+            chunk = names[start : start + 250]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT {','.join(_COLUMNS)} FROM objects WHERE"
+            sql += f" ((src_name = '' AND key IN ({marks})) OR src_name IN ({marks}))"
+            sql += f" AND state IN ({','.join('?' * len(states))})"
+            with self._lock:
+                rows = self._db.execute(sql, (*chunk, *chunk, *states)).fetchall()
+            found.update((e.name, e) for e in map(_entry, rows))
+        return found
+
+    def shared_keys(self) -> list[str]:
+        """Keys planned for more than one source name (collisions of normalized names)."""
         with self._lock:
-            rows = self._db.execute(sql + " ORDER BY key, src_name", params).fetchall()
-        return [Entry(**{**dict(row), "src_name": row["src_name"] or None}) for row in rows]
+            rows = self._db.execute(
+                "SELECT key FROM objects GROUP BY key HAVING COUNT(*) > 1"
+            ).fetchall()
+        return [row[0] for row in rows]
+
+    def keys(self) -> Iterator[str]:
+        """Every planned key once, in key order (code point order), a page at a time."""
+        after = ""
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT DISTINCT key FROM objects WHERE key > ? ORDER BY key LIMIT ?",
+                    (after, PAGE),
+                ).fetchall()
+            yield from (row[0] for row in rows)
+            if len(rows) < PAGE:
+                return
+            after = rows[-1][0]
+
+    def holds_key(self, key: str, where: str, params: tuple) -> bool:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT 1 FROM objects WHERE key = ? AND {where} LIMIT 1", (key, *params)
+            ).fetchone()
+        return row is not None
+
+    def totals(self, *states: str) -> tuple[int, int]:
+        """(objects, bytes) in these states."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM objects"
+                f" WHERE state IN ({','.join('?' * len(states))})",
+                states,
+            ).fetchone()
+        return row[0], row[1]
 
     def counts(self) -> dict[str, dict[str, int]]:
         with self._lock:
@@ -235,6 +317,25 @@ class Manifest:
         self.release()
         with self._lock:
             self._db.close()
+
+
+PAGE = 2000
+
+
+def _entry(row: sqlite3.Row) -> Entry:
+    return Entry(**{**dict(row), "src_name": row["src_name"] or None})
+
+
+class KeysOf:
+    """The keys of the entries in a column's ``values`` (e.g. those still to copy), as a
+    container answered by the manifest: a run's keys are never all held in memory."""
+
+    def __init__(self, manifest: Manifest, column: str, *values: str) -> None:
+        self._manifest = manifest
+        self._where, self._params = f"{column} IN ({','.join('?' * len(values))})", values
+
+    def __contains__(self, key: str) -> bool:
+        return self._manifest.holds_key(key, self._where, self._params)
 
 
 class RunBusy(BadRequest):

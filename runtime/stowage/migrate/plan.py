@@ -11,6 +11,7 @@ import fnmatch
 import hashlib
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +20,16 @@ from stowage.backends.base import Backend, ObjectInfo, Unlisted
 from stowage.errors import InvalidKey
 from stowage.keys import validate_key
 from stowage.migrate.attributes import parse_cache_rules
-from stowage.migrate.manifest import CONFLICT, COPY, INVALID, OVERWRITE, SKIP, SKIPPED, Entry
+from stowage.migrate.manifest import (
+    CONFLICT,
+    COPY,
+    INVALID,
+    OVERWRITE,
+    SKIP,
+    SKIPPED,
+    Entry,
+    Manifest,
+)
 
 NORMALIZE_POLICIES = ("none", "nfc")
 
@@ -70,37 +80,71 @@ def new_run_id() -> str:
 
 
 def plan(
-    source: Backend, destination: Backend, options: Options, key_prefix: str = ""
-) -> list[Entry]:
-    """One entry per selected source name, in key order. ``key_prefix`` is what the
+    manifest: Manifest,
+    source: Backend,
+    destination: Backend,
+    options: Options,
+    key_prefix: str = "",
+) -> None:
+    """One entry per selected source name, written into ``manifest`` as the source is listed
+    (a batch at a time: the plan is never held in memory). ``key_prefix`` is what the
     destination puts before each key: the whole key must be valid there too."""
-    wanted = {}
-    entries: list[Entry] = []
+    batch: list[Entry] = []
     for found in source.scan(""):
         if isinstance(found, Unlisted):
             entry = _unlisted(found, options)
         else:
             entry = _new_entry(found.key, found)
-        if options.selects(entry.key):
-            entries.append(entry)
-            wanted.setdefault(entry.key, []).append(entry)
-    _collisions(wanted)
-    for entry in entries:
+        if not options.selects(entry.key):
+            continue
         if entry.action == COPY and key_prefix:
             try:
                 validate_key(key_prefix + entry.key)
             except InvalidKey as exc:
                 entry.action, entry.state = CONFLICT, SKIPPED
                 entry.reason = f"the destination key {key_prefix}{entry.key} is invalid: {exc}"
-    for key, reason in destination.cannot_hold(sorted(wanted)).items():
-        for entry in wanted[key]:
-            if entry.action == COPY:
-                entry.action, entry.state, entry.reason = CONFLICT, SKIPPED, reason
-    existing = {i.key: i for i in destination.list("") if options.selects(i.key)}
+        batch.append(entry)
+        if len(batch) >= BATCH:
+            manifest.add(batch)
+            batch = []
+    manifest.add(batch)
+    for key in manifest.shared_keys():
+        manifest.add(_collisions(manifest.with_keys([key])))
+    _refuse(manifest, destination.cannot_hold(manifest.keys()))
+    batch_of_existing: list[ObjectInfo] = []
+    for info in destination.list(""):
+        if options.selects(info.key):
+            batch_of_existing.append(info)
+        if len(batch_of_existing) >= BATCH:
+            _compare(manifest, source, destination, batch_of_existing, options)
+            batch_of_existing = []
+    _compare(manifest, source, destination, batch_of_existing, options)
+
+
+BATCH = 1000
+
+
+def _refuse(manifest: Manifest, refused: Iterator[tuple[str, str]]) -> None:
+    for key, reason in refused:
+        entries = manifest.with_keys([key], COPY)
+        for entry in entries:
+            entry.action, entry.state, entry.reason = CONFLICT, SKIPPED, reason
+        manifest.add(entries)
+
+
+def _compare(
+    manifest: Manifest,
+    source: Backend,
+    destination: Backend,
+    existing: list[ObjectInfo],
+    options: Options,
+) -> None:
+    """Decide the planned copies whose key the destination already holds."""
+    by_key = {info.key: info for info in existing}
+    entries = manifest.with_keys(by_key, COPY)
     for entry in entries:
-        if entry.action == COPY and entry.key in existing:
-            _decide(entry, source, destination, existing[entry.key], options)
-    return sorted(entries, key=lambda e: (e.key, e.name))
+        _decide(entry, source, destination, by_key[entry.key], options)
+    manifest.add(entries)
 
 
 def _new_entry(key: str, info: ObjectInfo, name: str | None = None) -> Entry:
@@ -141,16 +185,14 @@ def shown(name: str) -> str:
     return name if name.isprintable() else repr(name)
 
 
-def _collisions(wanted: dict[str, list[Entry]]) -> None:
-    """Two source names planned under one key: the renamed ones are conflicts."""
-    for key, group in wanted.items():
-        if len(group) < 2:
-            continue
-        for entry in group:
-            if entry.src_name and entry.action == COPY:
-                entry.action, entry.state = CONFLICT, SKIPPED
-                others = ", ".join(repr(e.name) for e in group if e is not entry)
-                entry.reason = f"{entry.name!r} and {others} are both {key!r} once normalized"
+def _collisions(group: list[Entry]) -> list[Entry]:
+    """Source names planned under one key: the renamed ones are conflicts."""
+    for entry in group:
+        if entry.src_name and entry.action == COPY:
+            entry.action, entry.state = CONFLICT, SKIPPED
+            others = ", ".join(repr(e.name) for e in group if e is not entry)
+            entry.reason = f"{entry.name!r} and {others} are both {entry.key!r} once normalized"
+    return group
 
 
 def _decide(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from stowage.backends.base import CHANGED_SINCE, ChunkReader
 from stowage.errors import StowageError
 from stowage.migrate.engine import Migration
-from stowage.migrate.manifest import COPY, OVERWRITE, ROLLED_BACK, Entry
+from stowage.migrate.manifest import COPY, OVERWRITE, ROLLED_BACK, Entry, KeysOf
 
 
 @dataclass
@@ -37,9 +37,9 @@ def rollback(migration: Migration) -> RollbackReport:
         # open multipart uploads to its keys) is its own write too; nobody else's is touched.
         report.debris_removed = migration.destination.discard_debris(
             pids=manifest.run().pids[:-1],
-            keys={e.key for e in manifest.entries() if e.action in (COPY, OVERWRITE)},
+            keys=KeysOf(manifest, "action", COPY, OVERWRITE),
         )
-        for entry in manifest.entries():
+        for entry in manifest.iterate():
             if entry.state != ROLLED_BACK and _undo(migration, entry, report):
                 entry.state = ROLLED_BACK
                 manifest.save(entry)
