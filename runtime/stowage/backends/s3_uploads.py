@@ -16,11 +16,11 @@ from botocore.exceptions import ClientError
 from stowage.backends.base import (
     CHUNK_SIZE,
     ChecksumMismatch,
-    HashingReader,
     ObjectAttributes,
     ObjectInfo,
     OnBytes,
 )
+from stowage.backends.readers import HashingReader
 from stowage.backends.s3_migration import Throttled
 from stowage.errors import BackendError
 

@@ -23,7 +23,8 @@ from datetime import datetime
 from pathlib import Path
 
 from stowage.backends import Backend
-from stowage.backends.base import CHUNK_SIZE, HashingReader, ObjectInfo, Unlisted
+from stowage.backends.base import CHUNK_SIZE, ObjectInfo, Unlisted
+from stowage.backends.readers import HashingReader
 from stowage.errors import StowageError
 from stowage.migrate.attributes import Stamp
 from stowage.migrate.manifest import (

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, field
 
-from stowage.backends.base import CHANGED_SINCE, ChunkReader
+from stowage.backends.base import CHANGED_SINCE
+from stowage.backends.readers import ChunkReader
 from stowage.errors import StowageError
 from stowage.migrate.engine import Migration
 from stowage.migrate.manifest import COPY, OVERWRITE, ROLLED_BACK, Entry, KeysOf

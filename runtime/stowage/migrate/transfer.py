@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from stowage.backends.base import ChunkReader
+from stowage.backends.readers import ChunkReader
 
 
 class RateLimit:

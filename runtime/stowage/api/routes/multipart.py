@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from stowage.api.deps import Authorized, ServiceDep
 from stowage.api.models import MultipartIn, MultipartOut, PartOut, UploadOut
-from stowage.backends.base import ChunkReader
+from stowage.backends.readers import ChunkReader
 from stowage.signing import verify_part
 
 router = APIRouter(prefix="/api/upload", tags=["multipart"])
