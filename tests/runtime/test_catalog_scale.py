@@ -34,6 +34,11 @@ CREATE INDEX objects_temp ON objects (is_temp, created_at);
 CREATE TABLE multipart (id TEXT PRIMARY KEY, body TEXT NOT NULL);
 """
 NOW = datetime.now(UTC)
+# The first schema's columns, named so the rows fit every later schema too.
+COLUMNS = (
+    "id, key, prefix, size, sha256, content_type, is_temp, backend, created_at, updated_at,"
+    " expires_at"
+)
 
 
 def row(n: int, *, temp: bool = False, hours_ago: float | None = None, size: int = 100) -> tuple:
@@ -63,7 +68,7 @@ def fill(path: Path, rows: list[tuple]) -> None:
     """Rows written in one transaction through a plain connection (the triggers still fire)."""
     db = sqlite3.connect(path)
     with db:
-        db.executemany("INSERT INTO objects VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+        db.executemany(f"INSERT INTO objects ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
     db.close()
 
 
