@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -17,6 +16,7 @@ from stowage import __version__
 from stowage.api.guard import Guard
 from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
+from stowage.api.observe import Observe
 from stowage.api.routes import files, focal, health, multipart, uploads, variants
 from stowage.errors import DiskFull, StowageError
 from stowage.service import Stowage
@@ -148,28 +148,8 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         log.exception("unhandled error", extra={"path": request.url.path})
         return error(500, "internal_error", "internal error (see the service log)")
 
-    # Added before `observe`, so it runs inside it: refusals are logged and timed too.
+    # Added before Observe, so it runs inside it: refusals are logged and timed too.
     app.add_middleware(Guard)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        elapsed = time.perf_counter() - started
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        request.app.state.metrics.latency.labels(
-            request.method, template, str(response.status_code)
-        ).observe(elapsed)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": template,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 2),
-            },
-        )
-        return response
+    app.add_middleware(Observe)
 
     return app
