@@ -94,7 +94,7 @@ class Stowage(MultipartUploads, ImageVariants):
         self.catalog = catalog
         # Spool files live on the media filesystem so that a local put is a rename.
         self.spool = LocalBackend(backend.spool_root() or settings.local_root)
-        self.variants = HostVariants.from_settings(settings, backend, self._focal_of)
+        self.variants = HostVariants.from_settings(settings, backend, self._original_of)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stowage:

@@ -34,9 +34,8 @@ class ImageVariants:
         self.delete_variants(record.key)  # the host's disk, which in s3 mode is no side
         return updated
 
-    def _focal_of(self, key: str) -> tuple[float, float] | None:
-        record = self.catalog.get_by_key(key)
-        return record.focal_point if record else None
+    def _original_of(self, key: str) -> Record | None:
+        return self.catalog.get_by_key(key)
 
     def delete_variants(self, key: str) -> None:
         """Remove the image variants of ``key`` wherever they are stored: the backend's

@@ -31,13 +31,14 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from anyio import to_thread
 
 from stowage.backends import Backend, LocalBackend
 from stowage.backends.local import disk_full
 from stowage.backends.local_migration import fsync_dir
+from stowage.catalog import Record
 from stowage.errors import DiskFull, InvalidKey, StowageError
 from stowage.settings import Settings, SettingsError
 from stowage.signing import secure_link_md5, verify_uri
@@ -68,12 +69,28 @@ class Busy(StowageError):
     code = "busy"
 
 
+# The /img/ query parameters the mapping reads, in the order Nginx's secure_link_md5 for
+# /img/ locations spells them: a signature covers the size, fit and format it was given.
+IMG_SIGNED_PARAMS = ("w", "h", "fit", "fmt")
+
+
 def sign_variant_url(base_url: str, uri: str, secret: str, *, ttl: int) -> str:
-    """A signed link to ``/variants/...`` or ``/img/...`` of a private prefix: Nginx checks
-    it as it checks ``/files/`` links (md5 over expiry, decoded path and the secret)."""
+    """A signed link to ``/variants/...`` or ``/img/...?w=&h=&fit=&fmt=`` of a private
+    prefix: Nginx checks it as it checks ``/files/`` links (md5 over expiry, the decoded
+    path and the secret; for /img/ also the parameters that choose the variant)."""
+    path, _, query = uri.partition("?")
+    signed = path
+    if path.startswith("/img/"):
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        if set(params) - set(IMG_SIGNED_PARAMS):
+            raise ValueError(f"/img/ links take only {', '.join(IMG_SIGNED_PARAMS)}")
+        signed += "?" + "&".join(f"{name}={params.get(name, '')}" for name in IMG_SIGNED_PARAMS)
+    elif query:
+        raise ValueError("/variants/ links take no query")
     expires = int(time.time() + ttl)
-    token = secure_link_md5(uri, expires, secret)
-    return f"{base_url}{quote(uri, safe='/')}?expires={expires}&md5={token}"
+    token = secure_link_md5(signed, expires, secret)
+    prefix = f"{query}&" if query else ""
+    return f"{base_url}{quote(path, safe='/')}?{prefix}expires={expires}&md5={token}"
 
 
 class HostVariants:
@@ -87,10 +104,10 @@ class HostVariants:
         queue: int,
         private_prefixes: tuple[str, ...] = (),
         signing_secret: str | None = None,
-        focal_of: Callable[[str], tuple[float, float] | None] = lambda key: None,
+        original_of: Callable[[str], Record | None] = lambda key: None,
     ) -> None:
         self.config = config
-        self.focal_of = focal_of
+        self.original_of = original_of
         # Set when no Nginx checks signatures in front of the service.
         self.private_prefixes = private_prefixes
         self.signing_secret = signing_secret
@@ -108,7 +125,7 @@ class HostVariants:
         cls,
         settings: Settings,
         originals: Backend,
-        focal_of: Callable[[str], tuple[float, float] | None],
+        original_of: Callable[[str], Record | None],
     ) -> HostVariants | None:
         """None when the host has no variants configured (the route then answers 404)."""
         if settings.variants_config is None:
@@ -139,7 +156,7 @@ class HostVariants:
             signing_secret=settings.signing_secret.get_secret_value()
             if settings.signing_secret
             else None,
-            focal_of=focal_of,
+            original_of=original_of,
         )
 
     async def get(
@@ -193,6 +210,33 @@ class HostVariants:
             self._slots.release()
 
     def _render_and_store(self, request, path: Path) -> bytes:
+        """Render and store, then look at the original again: a delete, move or new focal
+        point that landed meanwhile has already retired the variants it could see, so a
+        result stored after that is retracted here (and, for a new focal point, rendered
+        again). Both sides retire after changing the catalog row, so one of them always
+        sees the other."""
+        for _ in range(3):
+            before = self._state(request)
+            body = self._render(request, focal=before[2] if before else None)
+            stored = self._store(path, body)
+            after = self._state(request)
+            if after == before:
+                return body
+            if stored is not None:
+                _unlink_if_same(path, stored)
+            if after is None:
+                raise VariantRefused(404, f"{request.original_key} was removed while rendering")
+        raise Busy(f"the original of {request.variant_key} keeps changing; try again")
+
+    def _state(self, request) -> tuple | None:
+        """What the variant depends on besides its URI: which upload holds the original key
+        (id, sha256) and, for a cover crop, its focal point. None when nothing does."""
+        record = self.original_of(request.original_key)
+        if record is None:
+            return None
+        return (record.id, record.sha256, record.focal_point if request.fit == "cover" else None)
+
+    def _render(self, request, *, focal) -> bytes:
         from stowage.images.core import VariantError, render
 
         try:
@@ -204,12 +248,9 @@ class HostVariants:
         source = self.originals.read_all(request.original_key)
         started = time.perf_counter()
         try:
-            rendered = render(
-                source, request, self.config, focal=self.focal_of(request.original_key)
-            )
+            rendered = render(source, request, self.config, focal=focal)
         except VariantError as exc:
             raise VariantRefused(exc.status, exc.message) from None
-        self._store(path, rendered.body)
         log.info(
             "variant rendered",
             extra={
@@ -220,22 +261,36 @@ class HostVariants:
         )
         return rendered.body
 
-    def _store(self, path: Path, body: bytes) -> None:
+    def _store(self, path: Path, body: bytes) -> tuple[int, int] | None:
+        """Store ``body`` at ``path`` unless a copy is there; the (device, inode) linked,
+        or None when another copy was there first."""
         spool = self.store.spool_file()
         try:
             with open(spool, "xb") as out:
                 out.write(body)
                 out.flush()
                 os.fsync(out.fileno())
+                status = os.fstat(out.fileno())
             path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(spool, path)  # never replaces: the first stored copy stays
             except FileExistsError:
-                return
+                return None
             fsync_dir(path.parent)
+            return status.st_dev, status.st_ino
         except OSError as exc:
             if disk_full(exc):
                 raise DiskFull("no space left on the media filesystem") from None
             raise
         finally:
             spool.unlink(missing_ok=True)
+
+
+def _unlink_if_same(path: Path, stored: tuple[int, int]) -> None:
+    """Remove ``path`` if it is still the file this process linked there."""
+    try:
+        status = os.lstat(path)
+        if (status.st_dev, status.st_ino) == stored:
+            path.unlink()
+    except FileNotFoundError:
+        pass

@@ -151,12 +151,27 @@ def test_a_private_prefix_needs_a_signature_on_variants_and_img(stack):
     assert httpx.get(sign_variant_url(stack.base, uri, SECRET, ttl=-5)).status_code == 410
     assert stack.client.get(uri).status_code == 403  # stored, and still not public
 
-    expires = int(time.time()) + 60
-    token = secure_link_md5("/img/processed/menu.jpg", expires, SECRET)
-    img = stack.client.get(f"/img/processed/menu.jpg?w=640&fmt=png&expires={expires}&md5={token}")
+    img = httpx.get(sign_variant_url(stack.base, "/img/processed/menu.jpg?w=640&fmt=png", SECRET, ttl=60))
     assert img.status_code == 200, img.text
     assert img.headers["content-type"] == "image/png"
     assert img.headers["cache-control"] == "private, max-age=3600"
+
+
+def test_a_signed_img_link_is_for_its_size_fit_and_format_only(stack):
+    """The review's finding: /img/ signatures covered the path alone, so a link handed out
+    for a thumbnail gave the full-size variant (CloudFront's signatures cover the query)."""
+    (stack.root / "processed").mkdir()
+    (stack.root / "processed" / "menu.jpg").write_bytes(photo((1600, 1200)))
+    thumbnail = sign_variant_url(stack.base, "/img/processed/menu.jpg?w=320", SECRET, ttl=60)
+    assert httpx.get(thumbnail).status_code == 200
+    path, _, signature = thumbnail.partition("?w=320&")
+    for other in ("w=1280", "w=1280&w=320", "w=320&fmt=png", "w=320&h=320&fit=cover", ""):
+        response = httpx.get(f"{path}?{other}&{signature}" if other else f"{path}?{signature}")
+        assert response.status_code == 403, other
+    expires = int(time.time()) + 60
+    path_only = secure_link_md5("/img/processed/menu.jpg", expires, SECRET)
+    response = stack.client.get(f"/img/processed/menu.jpg?w=1280&expires={expires}&md5={path_only}")
+    assert response.status_code == 403
 
 
 def test_deleting_an_original_deletes_its_variants(stack):
