@@ -23,12 +23,13 @@ function badRequest(message) {
         statusCode: 400,
         statusDescription: 'Bad Request',
         headers: {
-            'content-type': { value: 'text/plain; charset=utf-8' },
+            'content-type': { value: 'application/json' },
             'cache-control': { value: 'no-store' },
             'x-content-type-options': { value: 'nosniff' },
             'content-security-policy': { value: "default-src 'none'; sandbox" }
         },
-        body: message
+        // The error body every Stowage refusal has.
+        body: JSON.stringify({ error: 'bad_request', detail: message })
     };
 }
 

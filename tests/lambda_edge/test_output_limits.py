@@ -29,7 +29,7 @@ def header_only_png(height: int) -> bytes:
 
 @pytest.mark.parametrize(
     ("height", "fmt", "limit"),
-    [(70_000, "jpeg", 65_500), (20_000, "webp", 16_383), (70_000, "avif", 65_536)],
+    [(70_000, "jpeg", 65_500), (20_000, "webp", 16_383), (40_000, "avif", 32_768)],
 )
 def test_thin_strip_over_the_format_limit_is_a_cacheable_422(
     edge, s3, bucket, miss, height, fmt, limit
@@ -59,6 +59,12 @@ def test_exif_rotation_is_counted_before_decoding(edge, s3, bucket, miss):
     result = edge.handler(miss("/variants/images/rot.jpg/320x0.webp"))
     assert result["status"] == "422", result
     assert "1x20000 px" in result["body"]
+
+
+def test_an_avif_within_the_limit_opens_in_a_decoder(edge, s3, bucket, miss):
+    """The review's finding: a 1x40000 AVIF was written, stored a year, and opened nowhere."""
+    s3.put_object(Bucket=bucket, Key="images/tall.png", Body=strip_png(32_768))
+    assert decoded(edge.handler(miss("/variants/images/tall.png/320x0.avif"))).size == (1, 32_768)
 
 
 def test_the_same_strip_renders_where_the_format_allows_it(edge, s3, bucket, miss):

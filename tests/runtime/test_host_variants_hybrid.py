@@ -106,7 +106,8 @@ def test_without_nginx_the_service_checks_private_variant_signatures(serve, tmp_
     (api.root / "processed" / "menu.jpg").write_bytes(jpeg(1))
     uri = "/variants/processed/menu.jpg/320x0.webp"
     assert api.client.get(uri).status_code == 403
-    assert api.client.get("/variants/%70rocessed/menu.jpg/320x0.webp").status_code == 403
+    # Another spelling of the prefix is refused before the signature is looked at.
+    assert api.client.get("/variants/%70rocessed/menu.jpg/320x0.webp").status_code == 400
     assert httpx.get(sign_variant_url(api.url, uri, SECRET, ttl=-5)).status_code == 410
     assert not (api.root / "variants").exists()
     assert httpx.get(sign_variant_url(api.url, uri, SECRET, ttl=60)).status_code == 200

@@ -29,6 +29,8 @@ def assert_json_error(response, status: int, code: str) -> None:
     # A 416 keeps the media location's headers and gains the server's: "nosniff, nosniff",
     # which browsers read as nosniff (Fetch takes the first value).
     assert response.headers["x-content-type-options"].split(",")[0] == "nosniff"
+    # The review found Nginx's own errors without the media policy the service's carry.
+    assert "default-src 'none'" in response.headers.get("content-security-policy", "")
     assert response.json()["error"] == code
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -18,12 +19,13 @@ from stowage.api.metrics import Metrics
 from stowage.api.models import ErrorOut
 from stowage.api.observe import Observe
 from stowage.api.routes import files, focal, health, multipart, uploads, variants
-from stowage.errors import DiskFull, StowageError
+from stowage.errors import DiskFull, InvalidKey, StowageError
 from stowage.service import Stowage
 from stowage.settings import Settings, load_settings
 from stowage.stats import HostStatsCollector
 
 log = logging.getLogger("stowage.api")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -56,9 +58,10 @@ def error(status: int, code: str, detail: str, headers: dict | None = None) -> J
 def allowed_methods(request: Request) -> list[str]:
     """The methods documented for the path the router matched (Starlette's own 405 names
     only the first route's, and FastAPI serves each method of a path from its own route)."""
-    template = getattr(request.scope.get("route"), "path", None)
-    documented = request.app.openapi()["paths"].get(template, {})
-    return sorted(method.upper() for method in documented)
+    route = request.scope.get("route")
+    documented = request.app.openapi()["paths"].get(getattr(route, "path", None), {})
+    # Routes left out of the document (the variants Nginx hands over) name their own.
+    return sorted(method.upper() for method in documented or getattr(route, "methods", ()))
 
 
 def create_app(service: Stowage | None = None, settings: Settings | None = None) -> FastAPI:
@@ -135,6 +138,9 @@ def create_app(service: Stowage | None = None, settings: Settings | None = None)
         headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             headers = {"Allow": ", ".join(allowed_methods(request))}
+        if exc.status_code == 404 and _CONTROL.search(request.scope["path"]):
+            # Path parameters do not match a newline: the route exists, the key is bad.
+            return await stowage_error(request, InvalidKey("the path holds a control character"))
         return error(exc.status_code, code, str(exc.detail), headers)
 
     @app.exception_handler(ClientDisconnect)

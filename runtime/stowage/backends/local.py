@@ -30,6 +30,8 @@ from stowage.errors import Conflict, DiskFull, InvalidKey, TooLarge
 from stowage.keys import RESERVED_SEGMENTS, VARIANTS_PREFIX, validate_key, validate_prefix
 
 SPOOL_DIR = ".stowage-tmp"
+# The longest file name ext4, XFS and tmpfs allow (bytes).
+NAME_MAX = 255
 _RESERVED = RESERVED_SEGMENTS
 XATTR_SHA256 = "user.stowage.sha256"
 XATTR_TYPE = "user.stowage.content_type"
@@ -55,6 +57,9 @@ class LocalBackend(LocalMigration, Backend):
     def path_for(self, key: str) -> Path:
         """The file of ``key``; never outside the root, never inside Stowage's own dirs."""
         validate_key(key)
+        if any(len(segment.encode()) > NAME_MAX for segment in key.split("/")):
+            # A valid key (S3 holds it) that no file on this disk can be named after.
+            raise InvalidKey(f"a segment of the key is longer than {NAME_MAX} bytes")
         path = self.root / key
         # validate_key rules out '..' and absolute keys, so with a resolved root any change
         # made by resolving is a symbolic link (file or directory) below it: never followed.

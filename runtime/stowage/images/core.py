@@ -47,11 +47,12 @@ __all__ = [
 # What uploads may store as images (stowage.sniff); Pillow would otherwise try every plugin.
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "AVIF", "BMP", "TIFF", "HEIF")
 pillow_heif.register_heif_opener()
-# The longest side each encoder writes: libjpeg's JPEG_MAX_DIMENSION, libwebp's
-# WEBP_MAX_DIMENSION, AV1's 16-bit frame size (Pillow 13's libavif refuses 65537 here), and
-# PNG's 31-bit header fields. Never upscaling keeps a thin original thin, so a 1x70000 strip
+# The longest side each format gets: libjpeg's JPEG_MAX_DIMENSION, libwebp's
+# WEBP_MAX_DIMENSION, libavif's default decoder limit (its encoder writes up to 65536, but
+# a 1x40000 AVIF then opens in no decoder with default limits), and PNG's 31-bit header
+# fields. Never upscaling keeps a thin original thin, so a 1x70000 strip
 # is still 1x70000 at any allowed width.
-MAX_OUTPUT_SIDE = {"jpeg": 65_500, "webp": 16_383, "avif": 65_536, "png": 2**31 - 1}
+MAX_OUTPUT_SIDE = {"jpeg": 65_500, "webp": 16_383, "avif": 32_768, "png": 2**31 - 1}
 
 
 @dataclass(frozen=True)

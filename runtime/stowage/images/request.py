@@ -27,6 +27,20 @@ _PATH = re.compile(
 )
 
 
+# One spelling per key, as the CloudFront Function's validKey decides at the edge: an
+# escaped unreserved character (%69 for i), an escaped slash or backslash, or a dot segment
+# would decode into the same key as another URL (and past a prefix's location on the host).
+_NON_CANONICAL = re.compile(r"%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e|2f|5c)", re.I)
+_DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
+
+
+def _canonical_spelling(raw_key: str) -> None:
+    if _NON_CANONICAL.search(raw_key) or _DOT_SEGMENT.search(raw_key):
+        raise VariantError(
+            400, "invalid original key: one spelling, percent-encoding only what needs it"
+        )
+
+
 class VariantError(Exception):
     """A request the resizer refuses, with the HTTP status to answer."""
 
@@ -119,6 +133,7 @@ def parse_variant_uri(uri: str, config: VariantConfig) -> VariantRequest:
         raise VariantError(
             400, "expected /variants/{original_key}/{w}x{h}[-cover].{avif|webp|jpeg|png}"
         )
+    _canonical_spelling(match["key"])
     try:
         key = validate_key(unquote(match["key"], errors="strict"))
     except (InvalidKey, UnicodeDecodeError) as exc:

@@ -16,7 +16,8 @@ router = APIRouter(tags=["variants"])
 RETRY_AFTER_SECONDS = 2
 
 
-@router.get("/variants/{path:path}", include_in_schema=False)
+# HEAD too: Nginx answers HEAD for a stored variant, so a miss must not be a 405.
+@router.api_route("/variants/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
 async def variant(request: Request, service: ServiceDep, path: str) -> Response:
     if service.variants is None:
         raise NotFound("image variants are not configured on this host")
