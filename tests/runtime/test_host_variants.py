@@ -274,6 +274,9 @@ def test_a_burst_of_misses_renders_a_bounded_number_at_once(tmp_path):
         assert busy, "eight misses at once with one render slot and one queue place all ran"
         assert all(r.headers["retry-after"] == "2" for r in busy)
         assert all(r.json()["error"] == "busy" for r in busy)
+        # A "retry" must not be cached as the variant would be (review V10: it went out with
+        # no Cache-Control at all).
+        assert all(r.headers["cache-control"] == "no-store" for r in busy)
         # Each refused miss succeeds once the burst is over, and nothing half-written stays.
         for uri, response in zip(uris, responses, strict=True):
             if response.status_code == 503:
