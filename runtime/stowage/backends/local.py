@@ -126,7 +126,7 @@ class LocalBackend(LocalMigration, Backend):
             else:
                 os.link(path, target)  # unlike a rename, fails if the target exists
                 path.unlink()
-            fsync_dir(target.parent)
+            self._directory_written(target.parent)
         except OSError as exc:
             path.unlink(missing_ok=True)
             if disk_full(exc):

@@ -67,6 +67,9 @@ class Migration:
         self.debris: list[str] = []
         self.first_attempt = False
         self._catalog = None
+        # No row may say verified before its directory is durable: the directories written
+        # are synced once per transaction of saved rows, not once per object.
+        manifest.before_commit = destination.sync_directories
 
     @property
     def backup_dir(self) -> Path:
@@ -86,7 +89,8 @@ class Migration:
         self.manifest.set_status("running")
         previous = self._trap_signals()
         try:
-            self._copy_all(progress)
+            with self.destination.deferred_directory_syncs():
+                self._copy_all(progress)
             if self.options.catalog_url and not self.stop.is_set():
                 # Identical objects already at the destination are its objects too.
                 for entry in self.manifest.iterate(
