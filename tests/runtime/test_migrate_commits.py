@@ -1,8 +1,8 @@
 """The cheaper record of a migration keeps its guarantees: workers' manifest rows share
 commits but each save returns only once its own row is committed; a local destination's
-directories are fsynced once per commit of rows, never after a row says verified; and a run
-killed in the middle of such a batch (injected in-process, and a real SIGKILL) resumes
-without recopying what it had verified."""
+directories are fsynced once per commit of rows, never after a row says verified; one path
+check per object on a local source; and a run killed in the middle of such a batch (injected
+in-process, and a real SIGKILL) resumes without recopying what it had verified."""
 
 from __future__ import annotations
 
@@ -175,6 +175,22 @@ def test_directories_are_fsynced_once_per_batch_before_rows_say_verified(tmp_pat
     assert len(running.manifest.entries(VERIFIED)) == 120
     fsyncs = [e for e in events if e[0] == "fsync" and e[1] == tmp_path / "dst" / "images"]
     assert len(fsyncs) <= 120 // 2, f"{len(fsyncs)} fsyncs of one directory for 120 objects"
+
+
+def test_one_path_check_per_object_on_a_local_source(tmp_path, monkeypatch):
+    tree(tmp_path / "src", 50)
+    running = migration(tmp_path, workers=2)
+    resolved = []
+    real = Path.resolve
+    monkeypatch.setattr(
+        Path, "resolve", lambda self, *a, **k: resolved.append(self) or real(self, *a, **k)
+    )
+    running.run()
+    source = [p for p in resolved if p.is_relative_to(tmp_path / "src")]
+    destination = [p for p in resolved if p.is_relative_to(tmp_path / "dst")]
+    assert len(source) <= 50, f"{len(source)} source path checks for 50 objects"
+    # The write's check, and the read-back's (what the key names now) of the verification.
+    assert len(destination) <= 2 * 50, f"{len(destination)} destination path checks"
 
 
 def test_a_run_killed_during_a_batch_resumes_without_recopying(tmp_path, synced):

@@ -240,6 +240,11 @@ class Backend(ABC):
         """The file holding ``name`` if the backend is a disk a reader can open directly."""
         return None
 
+    def head_local(self, name: str, path: Path) -> ObjectInfo:
+        """:meth:`head_listed` of a name whose file :meth:`local_path` gave, without checking
+        the path again."""
+        return self.head_listed(name)
+
     def deferred_directory_syncs(self) -> contextlib.AbstractContextManager[None]:
         """Within it, a write's directory is made durable by :meth:`sync_directories`
         instead of before the write returns (once for many writes); on leaving, anything

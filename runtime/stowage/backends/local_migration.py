@@ -45,9 +45,11 @@ class LocalMigration:
 
     def _listed_path(self, name: str) -> Path:
         """The file of a scanned name that is a key once NFC-normalized (see ``listed_name``)."""
-        self.path_for(unicodedata.normalize("NFC", listed_name(name)))
+        key = unicodedata.normalize("NFC", listed_name(name))
+        self.path_for(key)
         path = self.root / name
-        if not path.parent.resolve().is_relative_to(self.root):
+        # path_for has resolved the key's own path; only another spelling needs its own check.
+        if key != name and not path.parent.resolve().is_relative_to(self.root):
             raise InvalidKey("key resolves outside the storage root")
         return path
 
@@ -131,6 +133,11 @@ class LocalMigration:
 
     def local_path(self, name: str) -> Path:
         return self._listed_path(name)
+
+    def head_local(self, name: str, path: Path) -> ObjectInfo:
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return self._info(name, path)
 
     def keep_previous(self, key: str, backup_dir: Path) -> str | None:
         """A hard link to the file about to be replaced (no copy, same bytes and xattrs)."""

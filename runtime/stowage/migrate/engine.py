@@ -210,7 +210,7 @@ class Migration:
     def _copy_file(self, entry: Entry, path: Path, progress: Progress) -> ObjectInfo:
         """A file on disk: hash it (and the destination's part checksums) first, then let the
         destination read it from disk; the destination's checksum must equal ours."""
-        src = self.source.head_listed(entry.name)
+        src = self.source.head_local(entry.name, path)
         self._note_changes(entry, src)
         with open(path, "rb") as handle:
             reader = HashingReader(handle, part_size=self.destination.checksum_part_size)
@@ -230,7 +230,7 @@ class Migration:
             stored_checksum=reader.s3_checksum(),
             on_bytes=self._on_bytes(progress),
         )
-        now = self.source.head_listed(entry.name)
+        now = self.source.head_local(entry.name, path)
         if (now.size, now.modified) != (src.size, src.modified):
             raise StowageError(f"{entry.key} changed during the copy; rerun to copy it again")
         return info
