@@ -275,3 +275,34 @@ def test_kill_9_of_a_local_run_resumes_without_recopying_verified_files(tmp_path
     for key, inode in inodes.items():
         assert (tmp_path / "dst" / key).stat().st_ino == inode, f"{key} was copied again"
     assert stowage(tmp_path, "verify", str(tmp_path / "src"), str(tmp_path / "dst")).returncode == 0
+
+
+def test_a_copy_adopted_on_resume_is_verified_only_after_its_directory_fsync(tmp_path, synced):
+    """A killed process renamed files into place and died before their directories' fsync:
+    the resume adopts those copies (same bytes), and must make their directories durable
+    before it records them verified. One file per directory, so no other write's fsync
+    covers them."""
+    files = {f"d{n:03d}/{n}.bin": hashlib.sha256(str(n).encode()).digest() for n in range(40)}
+    fill_local(tmp_path / "src", files)
+    running = migration(tmp_path)
+    real_fsync = local_migration.fsync_dir
+
+    def dead_fsync(path):
+        running.stop.set()
+        raise Killed  # the first directory fsync, and every later one: the process is gone
+
+    local_migration.fsync_dir = local_module.fsync_dir = dead_fsync
+    with pytest.raises(Killed):
+        running.run()
+    local_migration.fsync_dir = local_module.fsync_dir = real_fsync
+    running.manifest.close()
+    renamed = [key for key in files if (tmp_path / "dst" / key).exists()]
+    assert renamed, "the kill came before any rename"
+
+    manifest = Manifest(tmp_path / "runs" / "run.sqlite")
+    bad: list[str] = []
+    on_commit = lambda rows: bad.extend(unsynced_verified(rows, tmp_path / "dst", *synced))  # noqa: E731
+    manifest._db = Recorded(manifest._db, on_commit)
+    Migration(manifest, running.source, running.destination, running.options).run()
+    assert bad == []
+    assert len(manifest.entries(VERIFIED)) == 40

@@ -254,6 +254,10 @@ class Backend(ABC):
     def sync_directories(self) -> None:  # noqa: B027 - a capability most backends lack
         """Make durable the directories written since the last call (see above)."""
 
+    def adopt(self, key: str) -> None:  # noqa: B027 - a capability most backends lack
+        """An object an earlier, killed process wrote is taken as this run's write: make it
+        as durable as one (it may have died between its rename and its directory's fsync)."""
+
     def write_file(
         self,
         key: str,

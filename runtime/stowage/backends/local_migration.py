@@ -134,6 +134,9 @@ class LocalMigration:
     def local_path(self, name: str) -> Path:
         return self._listed_path(name)
 
+    def adopt(self, key: str) -> None:
+        self._directory_written(self.path_for(key).parent)
+
     def head_local(self, name: str, path: Path) -> ObjectInfo:
         if not path.is_file():
             raise FileNotFoundError(name)

@@ -317,6 +317,7 @@ class Migration:
             )
         if existing.sha256 != entry.src_sha256:
             return False
+        self.destination.adopt(entry.key)
         entry.written_sha256, entry.dst_version = existing.sha256, existing.version_id
         self.manifest.save(entry)
         self._verify_destination(entry, existing)
