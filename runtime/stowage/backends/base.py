@@ -240,6 +240,24 @@ class Backend(ABC):
         """The file holding ``name`` if the backend is a disk a reader can open directly."""
         return None
 
+    def head_local(self, name: str, path: Path) -> ObjectInfo:
+        """:meth:`head_listed` of a name whose file :meth:`local_path` gave, without checking
+        the path again."""
+        return self.head_listed(name)
+
+    def deferred_directory_syncs(self) -> contextlib.AbstractContextManager[None]:
+        """Within it, a write's directory is made durable by :meth:`sync_directories`
+        instead of before the write returns (once for many writes); on leaving, anything
+        still pending is synced. A backend whose writes are durable on return ignores it."""
+        return contextlib.nullcontext()
+
+    def sync_directories(self) -> None:  # noqa: B027 - a capability most backends lack
+        """Make durable the directories written since the last call (see above)."""
+
+    def adopt(self, key: str) -> None:  # noqa: B027 - a capability most backends lack
+        """An object an earlier, killed process wrote is taken as this run's write: make it
+        as durable as one (it may have died between its rename and its directory's fsync)."""
+
     def write_file(
         self,
         key: str,

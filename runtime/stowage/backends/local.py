@@ -117,10 +117,12 @@ class LocalBackend(LocalMigration, Backend):
         attributes: ObjectAttributes | None = None,
         *,
         replace: bool,
+        target: Path | None = None,
     ) -> ObjectInfo:
-        """Put the spool file ``path`` in place under ``key``, consuming it. Without
-        ``replace``, an existing object stays and :class:`FileExistsError` is raised."""
-        target = self.path_for(key)
+        """Put the spool file ``path`` in place under ``key`` (at ``target``, its checked
+        path, if the caller has it), consuming it. Without ``replace``, an existing object
+        stays and :class:`FileExistsError` is raised."""
+        target = target or self.path_for(key)
         try:
             self._set_attrs(path, sha256, content_type, attributes)
             with open(path, "rb+") as handle:
@@ -131,13 +133,13 @@ class LocalBackend(LocalMigration, Backend):
             else:
                 os.link(path, target)  # unlike a rename, fails if the target exists
                 path.unlink()
-            fsync_dir(target.parent)
+            self._directory_written(target.parent)
         except OSError as exc:
             path.unlink(missing_ok=True)
             if disk_full(exc):
                 raise DiskFull("no space left on the media filesystem") from None
             raise
-        return self.head(key)
+        return self._info(key, target)
 
     def put_stream(
         self,
@@ -148,14 +150,14 @@ class LocalBackend(LocalMigration, Backend):
         sha256: str | None = None,
         attributes: ObjectAttributes | None = None,
     ) -> ObjectInfo:
-        self.path_for(key)
+        target = self.path_for(key)
         spool = self.spool_file()
         written, _ = self._write_new(spool, iter(lambda: stream.read(CHUNK_SIZE), b""))
         if sha256 is not None and written != sha256:
             spool.unlink(missing_ok=True)
             raise ChecksumMismatch(f"{key}: read {written}, expected {sha256}")
-        return self.put_file(
-            key, spool, sha256=written, content_type=content_type, attributes=attributes
+        return self._publish(
+            key, spool, written, content_type, attributes, replace=True, target=target
         )
 
     def move(self, source: str, destination: str) -> ObjectInfo:

@@ -5,8 +5,10 @@ SHA-256 written, and cleaning up the spool files of a dead run."""
 from __future__ import annotations
 
 import os
+import threading
 import unicodedata
 from collections.abc import Container, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stowage.backends.base import (
@@ -39,13 +41,48 @@ class LocalMigration:
     """Mixed into :class:`~stowage.backends.local.LocalBackend` (which provides ``root``,
     ``path_for``, ``_walk``, ``_info``, ``_chunks``, ``_prune`` and the storage methods)."""
 
+    _unsynced: set[Path] | None = None  # directories written, their fsync deferred
+
     def _listed_path(self, name: str) -> Path:
         """The file of a scanned name that is a key once NFC-normalized (see ``listed_name``)."""
-        self.path_for(unicodedata.normalize("NFC", listed_name(name)))
+        key = unicodedata.normalize("NFC", listed_name(name))
+        self.path_for(key)
         path = self.root / name
-        if not path.parent.resolve().is_relative_to(self.root):
+        # path_for has resolved the key's own path; only another spelling needs its own check.
+        if key != name and not path.parent.resolve().is_relative_to(self.root):
             raise InvalidKey("key resolves outside the storage root")
         return path
+
+    @contextmanager
+    def deferred_directory_syncs(self) -> Iterator[None]:
+        self._sync_lock = threading.Lock()
+        self._unsynced = set()
+        try:
+            yield
+        finally:
+            self.sync_directories()
+            self._unsynced = None
+
+    def sync_directories(self) -> None:
+        if self._unsynced is None:
+            return
+        with self._sync_lock:
+            pending, self._unsynced = sorted(self._unsynced), set()
+        for done, directory in enumerate(pending):
+            try:
+                fsync_dir(directory)
+            except BaseException:
+                with self._sync_lock:
+                    self._unsynced.update(pending[done:])
+                raise
+
+    def _directory_written(self, directory: Path) -> None:
+        """After a rename into ``directory``: its fsync now, or by the next sync_directories."""
+        if self._unsynced is None:
+            fsync_dir(directory)
+            return
+        with self._sync_lock:
+            self._unsynced.add(directory)
 
     def check_location(self, *, as_destination: bool = False) -> None:
         if not self.root.is_dir() and not (as_destination and not self.root.exists()):
@@ -96,6 +133,14 @@ class LocalMigration:
 
     def local_path(self, name: str) -> Path:
         return self._listed_path(name)
+
+    def adopt(self, key: str) -> None:
+        self._directory_written(self.path_for(key).parent)
+
+    def head_local(self, name: str, path: Path) -> ObjectInfo:
+        if not path.is_file():
+            raise FileNotFoundError(name)
+        return self._info(name, path)
 
     def keep_previous(self, key: str, backup_dir: Path) -> str | None:
         """A hard link to the file about to be replaced (no copy, same bytes and xattrs)."""

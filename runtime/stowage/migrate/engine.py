@@ -67,6 +67,9 @@ class Migration:
         self.debris: list[str] = []
         self.first_attempt = False
         self._catalog = None
+        # No row may say verified before its directory is durable: the directories written
+        # are synced once per transaction of saved rows, not once per object.
+        manifest.before_commit = destination.sync_directories
 
     @property
     def backup_dir(self) -> Path:
@@ -86,7 +89,8 @@ class Migration:
         self.manifest.set_status("running")
         previous = self._trap_signals()
         try:
-            self._copy_all(progress)
+            with self.destination.deferred_directory_syncs():
+                self._copy_all(progress)
             if self.options.catalog_url and not self.stop.is_set():
                 # Identical objects already at the destination are its objects too.
                 for entry in self.manifest.iterate(
@@ -206,7 +210,7 @@ class Migration:
     def _copy_file(self, entry: Entry, path: Path, progress: Progress) -> ObjectInfo:
         """A file on disk: hash it (and the destination's part checksums) first, then let the
         destination read it from disk; the destination's checksum must equal ours."""
-        src = self.source.head_listed(entry.name)
+        src = self.source.head_local(entry.name, path)
         self._note_changes(entry, src)
         with open(path, "rb") as handle:
             reader = HashingReader(handle, part_size=self.destination.checksum_part_size)
@@ -226,7 +230,7 @@ class Migration:
             stored_checksum=reader.s3_checksum(),
             on_bytes=self._on_bytes(progress),
         )
-        now = self.source.head_listed(entry.name)
+        now = self.source.head_local(entry.name, path)
         if (now.size, now.modified) != (src.size, src.modified):
             raise StowageError(f"{entry.key} changed during the copy; rerun to copy it again")
         return info
@@ -313,6 +317,7 @@ class Migration:
             )
         if existing.sha256 != entry.src_sha256:
             return False
+        self.destination.adopt(entry.key)
         entry.written_sha256, entry.dst_version = existing.sha256, existing.version_id
         self.manifest.save(entry)
         self._verify_destination(entry, existing)

@@ -13,13 +13,14 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from stowage.errors import BadRequest, NotFound
+from stowage.migrate.commits import GroupCommit
 
 # Actions
 COPY, SKIP, OVERWRITE, CONFLICT = "copy", "skip-identical", "overwrite", "conflict"
@@ -96,6 +97,10 @@ class Entry:
 
 
 _COLUMNS = [f.name for f in fields(Entry)]
+_UPSERT = (
+    f"INSERT OR REPLACE INTO objects ({','.join(_COLUMNS)}, updated)"
+    f" VALUES ({','.join('?' * (len(_COLUMNS) + 1))})"
+)
 
 
 @dataclass
@@ -119,6 +124,10 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _row(entry: Entry) -> tuple[Any, ...]:
+    return (*asdict(entry, dict_factory=_stored).values(), _now())
+
+
 class Manifest:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -131,6 +140,10 @@ class Manifest:
         # loss the last commits may be lost, and resume then re-verifies and adopts copies.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        # What saved rows rely on, made durable before each transaction of them commits (a
+        # migration: the destination directories written since the last one).
+        self.before_commit: Callable[[], None] = lambda: None
+        self._commits = GroupCommit(self._commit_saved)
 
     @property
     def run_id(self) -> str:
@@ -201,18 +214,26 @@ class Manifest:
             self._db.execute("UPDATE run SET status = ?, updated = ?", (status, _now()))
 
     def add(self, entries: list[Entry]) -> None:
-        placeholders = ",".join("?" * (len(_COLUMNS) + 1))
-        with self._lock:
-            self._db.execute("BEGIN")
-            self._db.executemany(
-                f"INSERT OR REPLACE INTO objects ({','.join(_COLUMNS)}, updated)"
-                f" VALUES ({placeholders})",
-                [(*asdict(e, dict_factory=_stored).values(), _now()) for e in entries],
-            )
-            self._db.execute("COMMIT")
+        self._write([_row(e) for e in entries])
 
     def save(self, entry: Entry) -> None:
-        self.add([entry])
+        """Record one entry; returns once it is committed, in a transaction it may share with
+        other threads' saves."""
+        self._commits.submit(_row(entry))
+
+    def _commit_saved(self, rows: list[tuple[Any, ...]]) -> None:
+        self.before_commit()
+        self._write(rows)
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(_UPSERT, rows)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
     def entries(self, *states: str) -> list[Entry]:
         """Every entry in these states, in memory: for small sets (reports, tests)."""
