@@ -77,7 +77,7 @@ def main() -> None:
         # does), without the variant location's try_files, symlink checks and headers.
         static = (
             f"    server {{ listen 127.0.0.1:{static_port}; sendfile on; tcp_nopush on;"
-            f" aio threads; open_file_cache max=10000 inactive=60s; open_file_cache_valid 30s;"
+            f" aio threads;"
             f" access_log {tmp}/static.access.log; location /static/ {{ alias {static_root}/; }} }}"
         )
         with stowage_behind_nginx(

@@ -69,7 +69,7 @@ def main() -> None:
         # The peer: the same Nginx workers, a plain static server with no link check.
         static = (
             f"    server {{ listen 127.0.0.1:{static_port}; sendfile on; tcp_nopush on;"
-            f" aio threads; open_file_cache max=10000 inactive=60s; open_file_cache_valid 30s;"
+            f" aio threads;"
             f" access_log {prefix}/static.access.log; location /static/ {{ alias {root}/; }} }}"
         )
         conf = render_site(

@@ -5,10 +5,13 @@ text, a newline in a key answered 404."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tests.runtime.test_review_nginx_errors import raw_request
+from stowage.signing import sign_file_url
+from tests.runtime.conftest import SECRET
 from tests.runtime.test_host_variants import AUTH, host, photo, upload, variant_files
+from tests.runtime.test_review_nginx_errors import raw_request
 
 pytestmark = pytest.mark.needs_root
 
@@ -79,3 +82,17 @@ def test_a_newline_in_a_key_is_a_bad_key_not_a_missing_route(stack):
     response = stack.client.get("/variants/images/a%0ab.jpg/320x0.webp")
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_key"
+
+
+def test_a_deleted_upload_is_not_served_from_nginx_afterwards(stack):
+    """The second review: Nginx's open-file cache kept serving a deleted variant and a deleted
+    original (signed /files/ link) for up to 30 s after the DELETE answered 204."""
+    record = upload(stack, photo((900, 600)))
+    variant = f"/variants/{record['key']}/320x0.webp"
+    link = sign_file_url(stack.base, record["key"], SECRET, ttl=300)
+    for _ in range(3):  # served from disk, more than once
+        assert stack.client.get(variant).status_code == 200
+        assert httpx.get(link).status_code == 200
+    assert stack.client.delete(f"/api/upload/{record['id']}", headers=AUTH).status_code == 204
+    assert httpx.get(link).status_code == 404
+    assert stack.client.get(variant).status_code == 404
