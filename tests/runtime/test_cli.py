@@ -123,7 +123,8 @@ def test_reindex_rebuilds_the_catalog(api):
         db.execute("DELETE FROM objects WHERE id = ?", (bodies[1]["id"],))
         db.execute(
             "INSERT INTO objects (id, key, prefix, size, sha256, content_type, is_temp, backend,"
-            " created_at, updated_at, expires_at) VALUES ('ghost', 'images/ghost.png', 'images/', 1, 'x',"
+            " created_at, updated_at, expires_at)"
+            " VALUES ('ghost', 'images/ghost.png', 'images/', 1, 'x',"
             " 'image/png', 0, 'local', '2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00',"
             " NULL)"
         )
