@@ -16,7 +16,8 @@
 // written into this file at synth from the deployment config (STOWAGE_CONFIG below).
 var STOWAGE_CONFIG = __STOWAGE_CONFIG__;
 
-var NON_CANONICAL = /%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e)/i;
+var NON_CANONICAL = /%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e|2[146-9a-c]|3[abd]|40)/i;
+var LOWER_HEX = /%(?:[a-f][0-9a-fA-F]|[0-9A-F][a-f])/;
 
 function badRequest(message) {
     return {
@@ -80,7 +81,7 @@ function coverSize(width, height) {
 }
 
 function validKey(key) {
-    if (key.length === 0 || key.length > 3072 || NON_CANONICAL.test(key)) {
+    if (key.length === 0 || key.length > 3072 || NON_CANONICAL.test(key) || LOWER_HEX.test(key)) {
         return false;
     }
     var segments = key.split('/');

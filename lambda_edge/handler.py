@@ -22,7 +22,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
 
 import boto3
 from botocore.exceptions import ClientError
@@ -30,6 +29,7 @@ from botocore.exceptions import ClientError
 from stowage.images.core import VariantConfig, VariantError, parse_variant_uri, render
 from stowage.images.focal import FOCAL_METADATA, parse_focal
 from stowage.images.watermark import Watermark, WatermarkError, WatermarkSettings, prepare
+from stowage.keys import url_path
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -175,7 +175,7 @@ def _generate(request: dict) -> dict:
         # the canonical path (the one it is stored under), never back to a variant spelling.
         location = (
             "/"
-            + quote(variant.variant_key)
+            + url_path(variant.variant_key)
             + (f"?{request['querystring']}" if request.get("querystring") else "")
         )
         return {

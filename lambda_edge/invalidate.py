@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
-from urllib.parse import quote
 
 import boto3
 
 from stowage.errors import InvalidKey
-from stowage.keys import VARIANTS_PREFIX, validate_key
+from stowage.keys import VARIANTS_PREFIX, url_path, validate_key
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -53,7 +52,7 @@ def handler(event, context=None) -> dict:
             deleted += len(objects)
     if not deleted:
         return {"key": key, "deleted": 0, "invalidated": None}
-    path = f"/variants/{quote(key, safe='/')}/*"
+    path = f"/variants/{url_path(key)}/*"
     client("cloudfront").create_invalidation(
         DistributionId=os.environ["STOWAGE_DISTRIBUTION_ID"],
         InvalidationBatch={

@@ -10,6 +10,7 @@ import secrets
 import time
 import unicodedata
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 from stowage.errors import InvalidKey
 
@@ -96,3 +97,13 @@ def top_prefix(key: str) -> str:
     if parts[0] + "/" == TEMP_PREFIX and len(parts) > 2:
         return f"{parts[0]}/{parts[1]}/"
     return parts[0] + "/" if len(parts) > 1 else ""
+
+
+# Characters a URL path may hold as they are: left unescaped, so a key has one spelling.
+URL_PATH_SAFE = "/!$&'()*+,;=:@"
+
+
+def url_path(key: str) -> str:
+    """The one spelling of ``key`` in a /variants/ or /img/ URL (upper-case escapes for what
+    must be escaped, nothing else), which the edge function and the image core accept."""
+    return quote(key, safe=URL_PATH_SAFE)

@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from anyio import to_thread
 
@@ -40,6 +40,7 @@ from stowage.backends.local import disk_full
 from stowage.backends.local_migration import fsync_dir
 from stowage.catalog import Record
 from stowage.errors import DiskFull, InvalidKey, StowageError
+from stowage.keys import url_path
 from stowage.settings import Settings, SettingsError
 from stowage.signing import secure_link_md5, verify_uri
 
@@ -84,13 +85,15 @@ def sign_variant_url(base_url: str, uri: str, secret: str, *, ttl: int) -> str:
         params = dict(parse_qsl(query, keep_blank_values=True))
         if set(params) - set(IMG_SIGNED_PARAMS):
             raise ValueError(f"/img/ links take only {', '.join(IMG_SIGNED_PARAMS)}")
+        if not params.get("w"):
+            raise ValueError("a signed /img/ link names its width (w)")
         signed += "?" + "&".join(f"{name}={params.get(name, '')}" for name in IMG_SIGNED_PARAMS)
     elif query:
         raise ValueError("/variants/ links take no query")
     expires = int(time.time() + ttl)
     token = secure_link_md5(signed, expires, secret)
     prefix = f"{query}&" if query else ""
-    return f"{base_url}{quote(path, safe='/')}?{prefix}expires={expires}&md5={token}"
+    return f"{base_url}{url_path(path)}?{prefix}expires={expires}&md5={token}"
 
 
 class HostVariants:

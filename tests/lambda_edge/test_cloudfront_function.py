@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from stacks.config import load_config
@@ -159,8 +161,29 @@ def test_encoded_prefixes_cannot_slip_past_the_signed_behaviours(private_cdn, ru
     assert headers["content-security-policy"] == {"value": "default-src 'none'; sandbox"}
 
 
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "/variants/images/x%21y.jpg/800x0.webp",  # an escaped sub-delimiter: x!y.jpg
+        "/variants/images/a%3Ab.jpg/800x0.webp",
+        "/variants/images/caf%c3%a9.jpg/800x0.webp",  # a lower-case escape
+        "/img/images/x%21y.jpg",
+    ],
+)
+def test_a_second_spelling_of_a_key_is_refused(run_deployed, uri):
+    """One spelling per key (the second review: x%21y.jpg and caf%c3%a9.jpg rendered beside
+    x!y.jpg and caf%C3%A9.jpg): a second cache entry and a second render otherwise."""
+    (result,) = run_deployed(viewer_request(uri, {"w": "800"}))
+    assert result["statusCode"] == 400
+    assert json.loads(result["body"])["error"] == "bad_request"
+
+
 def test_canonical_variant_paths_pass_untouched(run_deployed):
-    for uri in ("/variants/images/caf%C3%A9.jpg/800x0.webp", "/variants/images/a.jpg/320x0.avif"):
+    for uri in (
+        "/variants/images/caf%C3%A9.jpg/800x0.webp",
+        "/variants/images/a.jpg/320x0.avif",
+        "/variants/images/x!y(1).jpg/800x0.webp",
+    ):
         event = viewer_request(uri)
         (result,) = run_deployed(event)
         assert result == event["request"]

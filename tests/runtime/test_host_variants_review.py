@@ -96,3 +96,21 @@ def test_a_deleted_upload_is_not_served_from_nginx_afterwards(stack):
     assert stack.client.delete(f"/api/upload/{record['id']}", headers=AUTH).status_code == 204
     assert httpx.get(link).status_code == 404
     assert stack.client.get(variant).status_code == 404
+
+
+def test_keys_with_sub_delimiters_and_non_ascii_have_one_spelling(stack):
+    """The second review: x%21y.jpg beside x!y.jpg, caf%c3%a9 beside caf%C3%A9 rendered."""
+    (stack.root / "images" / "r2").mkdir(parents=True)
+    for name in ("x!y.jpg", "café.jpg"):
+        (stack.root / "images" / "r2" / name).write_bytes(photo((900, 600)))
+    for canonical, other in (
+        ("x!y.jpg", "x%21y.jpg"),
+        ("caf%C3%A9.jpg", "caf%c3%a9.jpg"),
+    ):
+        for uri in ("/variants/images/r2/{}/640x0.webp", "/img/images/r2/{}?w=640"):
+            assert_json_refusal(stack.client.get(uri.format(other)))
+            assert stack.client.get(uri.format(canonical)).status_code == 200, canonical
+    assert sorted(p.name for p in (stack.root / "variants" / "images" / "r2").iterdir()) == [
+        "café.jpg",
+        "x!y.jpg",
+    ]

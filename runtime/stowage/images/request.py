@@ -28,14 +28,18 @@ _PATH = re.compile(
 
 
 # One spelling per key, as the CloudFront Function's validKey decides at the edge: an
-# escaped unreserved character (%69 for i), an escaped slash or backslash, or a dot segment
-# would decode into the same key as another URL (and past a prefix's location on the host).
-_NON_CANONICAL = re.compile(r"%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e|2f|5c)", re.I)
+# escaped unreserved character (%69 for i), sub-delimiter, ':' or '@', an escaped slash or
+# backslash, a lower-case escape or a dot segment would decode into the same key as another
+# URL (and past a prefix's location on the host). stowage.keys.url_path writes this spelling.
+_NON_CANONICAL = re.compile(
+    r"%(?:[46][1-9a-f]|[57][0-9a]|3[0-9]|2d|2e|5f|7e|2f|5c|2[146-9a-c]|3[abd]|40)", re.I
+)
+_LOWER_HEX = re.compile(r"%(?:[a-f][0-9a-fA-F]|[0-9A-F][a-f])")
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
 
 
 def _canonical_spelling(raw_key: str) -> None:
-    if _NON_CANONICAL.search(raw_key) or _DOT_SEGMENT.search(raw_key):
+    if _NON_CANONICAL.search(raw_key) or _LOWER_HEX.search(raw_key) or _DOT_SEGMENT.search(raw_key):
         raise VariantError(
             400, "invalid original key: one spelling, percent-encoding only what needs it"
         )
