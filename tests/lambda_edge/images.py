@@ -127,6 +127,22 @@ def display_p3_icc() -> bytes:
         (b"gTRC", curve),
         (b"bTRC", curve),
     ]
+    return _icc(b"RGB ", tags)
+
+
+def linear_gray_icc() -> bytes:
+    """A greyscale ICC v4 profile whose tone curve is linear (gamma 1.0): a grey of 128 in it
+    is sRGB's 188, so a dropped profile shows as a visibly darker variant."""
+    tags = [
+        (b"desc", _mluc("Linear gray (test)")),
+        (b"cprt", _mluc("No copyright, use freely")),
+        (b"wtpt", b"XYZ \0\0\0\0" + b"".join(map(_s15, (0.964203, 1.0, 0.824905)))),
+        (b"kTRC", b"curv\0\0\0\0" + struct.pack(">IH", 1, 256)),  # gamma 1.0 (u8.8)
+    ]
+    return _icc(b"GRAY", tags)
+
+
+def _icc(colour_space: bytes, tags: list[tuple[bytes, bytes]]) -> bytes:
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
     for name, payload in tags:
@@ -134,7 +150,7 @@ def display_p3_icc() -> bytes:
         table += name + struct.pack(">II", offset + len(data), len(payload))
         data += payload
     size = offset + len(data)
-    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x04300000, b"mntr", b"RGB ", b"XYZ ")
+    header = struct.pack(">I4sI4s4s4s", size, b"lcms", 0x04300000, b"mntr", colour_space, b"XYZ ")
     header += struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 28
     header += b"".join(_s15(v) for v in (0.9642, 1.0, 0.8249)) + b"\0" * 48
     assert len(header) == 128

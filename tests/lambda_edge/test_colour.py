@@ -33,6 +33,26 @@ def test_display_p3_colour_lands_in_srgb(edge, s3, bucket, miss, source, fmt):
     )
 
 
+@pytest.mark.parametrize("depth", ["L", "I;16"])
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_greyscale_profile_is_converted_too(edge, s3, bucket, miss, depth, fmt):
+    """Grey 128 in a linear-gamma profile is sRGB's 188 (it was dropped unconverted: 128)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    grey = Image.new("L", (900, 600), 128)
+    if depth == "I;16":
+        grey = Image.new("I;16", (900, 600), 128 * 257)
+    out = BytesIO()
+    grey.save(out, "PNG", icc_profile=images.linear_gray_icc())
+    s3.put_object(Bucket=bucket, Key="images/grey.png", Body=out.getvalue())
+    variant = decoded(edge.handler(miss(f"/variants/images/grey.png/320x0.{fmt}")))
+    assert not variant.info.get("icc_profile")
+    got = variant.convert("L").getpixel((160, 100))
+    assert abs(got - 188) <= TOLERANCE, got
+
+
 def test_cmyk_with_a_profile_and_srgb_inputs_still_render(edge, s3, bucket, miss):
     s3.put_object(Bucket=bucket, Key="images/cmyk.jpg", Body=images.cmyk_jpeg())
     assert decoded(edge.handler(miss("/variants/images/cmyk.jpg/320x0.png"))).mode == "RGB"

@@ -11,7 +11,15 @@ from PIL import Image, ImageCms
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 # Pillow mode -> (the ICC colour space it holds, the mode its sRGB conversion is written in).
-_ICC_MODES = {"RGB": ("RGB", "RGB"), "RGBA": ("RGB", "RGBA"), "CMYK": ("CMYK", "RGB")}
+_ICC_MODES = {
+    "RGB": ("RGB", "RGB"),
+    "RGBA": ("RGB", "RGBA"),
+    "CMYK": ("CMYK", "RGB"),
+    "L": ("GRAY", "RGB"),
+}
+# Modes converted to an 8-bit mode before their profile is applied (LittleCMS takes these
+# only through their 8-bit forms here).
+NEEDS_8_BIT = ("P", "I;16", "I;16B", "I;16L", "I")
 
 
 def to_rgb_family(image: Image.Image, fmt: str) -> Image.Image:

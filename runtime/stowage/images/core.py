@@ -23,7 +23,7 @@ import pillow_heif
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from stowage.images.animation import animated_frames, animation
-from stowage.images.colour import srgb_transform, to_rgb_family
+from stowage.images.colour import NEEDS_8_BIT, srgb_transform, to_rgb_family
 from stowage.images.crop import cover_box, decode_box, output_size, saliency_centre
 from stowage.images.request import (
     CONTENT_TYPES,
@@ -133,13 +133,16 @@ def _still(image: Image.Image, request: VariantRequest, focal) -> Image.Image:
         crop = cover_box(image.size, *_box(request), centre)
     target = output_size(image.size, *_box(request), request.fit)
     icc = image.info.get("icc_profile")
-    frame = to_rgb_family(image, "png") if icc and image.mode == "P" else image
+    frame = to_rgb_family(image, "png") if icc and image.mode in NEEDS_8_BIT else image
     transform = srgb_transform(icc, frame.mode)
     if transform is not None:
         # Resized in the original's space first: the transform then runs on the variant's
         # pixels, not the original's.
         frame, crop = _resize(frame, target, crop), None
+        grey = frame.mode == "L"
         frame = ImageCms.applyTransform(frame, transform)
+        if grey:  # the sRGB of a grey is R = G = B: one channel again
+            frame = frame.convert("L")
     return _resize(to_rgb_family(frame, request.fmt), target, crop)
 
 
