@@ -1,6 +1,7 @@
 """The cheaper record of a migration keeps its guarantees: workers' manifest rows share
 commits but each save returns only once its own row is committed; a local destination's
-directories are fsynced once per commit of rows, never after a row says verified; one path
+directories are fsynced by the workers that wrote into them (one fsync shared by those who
+need it at once), before a row says verified, never inside a commit; one path
 check per object on a local source; and a run killed in the middle of such a batch (injected
 in-process, and a real SIGKILL) resumes without recopying what it had verified."""
 

@@ -54,4 +54,3 @@ class DirectorySyncs:
             pending = sorted(d for d, at in self._written.items() if self._covered.get(d, -1) < at)
         for directory in pending:
             self.sync(directory)
-
