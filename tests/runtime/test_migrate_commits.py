@@ -1,6 +1,7 @@
 """The cheaper record of a migration keeps its guarantees: workers' manifest rows share
 commits but each save returns only once its own row is committed; a local destination's
-directories are fsynced once per commit of rows, never after a row says verified; one path
+directories are fsynced by the workers that wrote into them (one fsync shared by those who
+need it at once), before a row says verified, never inside a commit; one path
 check per object on a local source; and a run killed in the middle of such a batch (injected
 in-process, and a real SIGKILL) resumes without recopying what it had verified."""
 
@@ -306,3 +307,41 @@ def test_a_copy_adopted_on_resume_is_verified_only_after_its_directory_fsync(tmp
     Migration(manifest, running.source, running.destination, running.options).run()
     assert bad == []
     assert len(manifest.entries(VERIFIED)) == 40
+
+
+def test_a_slow_directory_fsync_holds_only_the_writers_of_that_directory(tmp_path, monkeypatch):
+    """One directory's fsync hangs (a slow disk, or a slow commit of its journal): the
+    workers copying into other directories must go on verifying and recording, and the row
+    of the file waiting for it must not say verified. (Before, every commit of rows first
+    synced every directory written, so every save of every worker waited behind it.)"""
+    files = {f"other/{n:03d}.bin": hashlib.sha256(str(n).encode()).digest() for n in range(40)}
+    files["slow/one.bin"] = b"slow"
+    fill_local(tmp_path / "src", files)
+    running = migration(tmp_path, workers=4)
+    slow, release = tmp_path / "dst" / "slow", threading.Event()
+    real_fsync = local_migration.fsync_dir
+
+    def fsync_dir(path):
+        if Path(path) == slow:
+            release.wait(timeout=30)
+        real_fsync(path)
+
+    monkeypatch.setattr(local_migration, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(local_module, "fsync_dir", fsync_dir)
+    thread = threading.Thread(target=running.run)
+    thread.start()
+    try:
+        reader = Manifest(tmp_path / "runs" / "run.sqlite")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            verified = {e.key for e in reader.entries(VERIFIED)}
+            if len(verified) == 40:
+                break
+            time.sleep(0.05)
+        assert len(verified - {"slow/one.bin"}) == 40, f"{len(verified)} of 40 verified"
+        assert "slow/one.bin" not in verified
+        reader.close()
+    finally:
+        release.set()
+        thread.join()
+    assert len(running.manifest.entries(VERIFIED)) == 41

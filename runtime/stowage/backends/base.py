@@ -246,13 +246,14 @@ class Backend(ABC):
         return self.head_listed(name)
 
     def deferred_directory_syncs(self) -> contextlib.AbstractContextManager[None]:
-        """Within it, a write's directory is made durable by :meth:`sync_directories`
-        instead of before the write returns (once for many writes); on leaving, anything
-        still pending is synced. A backend whose writes are durable on return ignores it."""
+        """Within it, a write's directory is made durable by :meth:`make_durable` instead
+        of before the write returns (one fsync for the writers of a directory who need it at
+        the same time); on leaving, anything still pending is synced. A backend whose writes
+        are durable on return ignores it."""
         return contextlib.nullcontext()
 
-    def sync_directories(self) -> None:  # noqa: B027 - a capability most backends lack
-        """Make durable the directories written since the last call (see above)."""
+    def make_durable(self, key: str) -> None:  # noqa: B027 - a capability most backends lack
+        """Return once the write (or adoption) of ``key`` is durable (see above)."""
 
     def adopt(self, key: str) -> None:  # noqa: B027 - a capability most backends lack
         """An object an earlier, killed process wrote is taken as this run's write: make it

@@ -5,7 +5,6 @@ SHA-256 written, and cleaning up the spool files of a dead run."""
 from __future__ import annotations
 
 import os
-import threading
 import unicodedata
 from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,7 @@ from stowage.backends.base import (
     classify,
     listed_name,
 )
+from stowage.backends.dirsync import DirectorySyncs
 from stowage.errors import InvalidKey, NotFound
 from stowage.processes import pid_alive
 
@@ -41,7 +41,7 @@ class LocalMigration:
     """Mixed into :class:`~stowage.backends.local.LocalBackend` (which provides ``root``,
     ``path_for``, ``_walk``, ``_info``, ``_chunks``, ``_prune`` and the storage methods)."""
 
-    _unsynced: set[Path] | None = None  # directories written, their fsync deferred
+    _syncs: DirectorySyncs | None = None  # within deferred_directory_syncs
 
     def _listed_path(self, name: str) -> Path:
         """The file of a scanned name that is a key once NFC-normalized (see ``listed_name``)."""
@@ -55,34 +55,25 @@ class LocalMigration:
 
     @contextmanager
     def deferred_directory_syncs(self) -> Iterator[None]:
-        self._sync_lock = threading.Lock()
-        self._unsynced = set()
+        self._syncs = DirectorySyncs(lambda directory: fsync_dir(directory))
         try:
             yield
         finally:
-            self.sync_directories()
-            self._unsynced = None
+            self._syncs.sync_all()
+            self._syncs = None
 
-    def sync_directories(self) -> None:
-        if self._unsynced is None:
-            return
-        with self._sync_lock:
-            pending, self._unsynced = sorted(self._unsynced), set()
-        for done, directory in enumerate(pending):
-            try:
-                fsync_dir(directory)
-            except BaseException:
-                with self._sync_lock:
-                    self._unsynced.update(pending[done:])
-                raise
+    def make_durable(self, key: str) -> None:
+        """The deferred fsync of the directory ``key`` was renamed into (or adopted in),
+        shared with the other writers of that directory who need theirs at the same time."""
+        if self._syncs is not None:
+            self._syncs.sync((self.root / key).parent)
 
     def _directory_written(self, directory: Path) -> None:
-        """After a rename into ``directory``: its fsync now, or by the next sync_directories."""
-        if self._unsynced is None:
+        """After a rename into ``directory``: its fsync now, or by :meth:`make_durable`."""
+        if self._syncs is None:
             fsync_dir(directory)
-            return
-        with self._sync_lock:
-            self._unsynced.add(directory)
+        else:
+            self._syncs.written(directory)
 
     def check_location(self, *, as_destination: bool = False) -> None:
         if not self.root.is_dir() and not (as_destination and not self.root.exists()):

@@ -67,9 +67,6 @@ class Migration:
         self.debris: list[str] = []
         self.first_attempt = False
         self._catalog = None
-        # No row may say verified before its directory is durable: the directories written
-        # are synced once per transaction of saved rows, not once per object.
-        manifest.before_commit = destination.sync_directories
 
     @property
     def backup_dir(self) -> Path:
@@ -327,6 +324,9 @@ class Migration:
         actual = self.destination.verified_sha256(entry.key, info)
         if actual != entry.src_sha256:
             raise StowageError(f"destination hash {actual} != source {entry.src_sha256}")
+        # No row says verified before its directory is durable; the worker syncs it itself
+        # (shared with that directory's other writers), so no commit of rows waits for it.
+        self.destination.make_durable(entry.key)
         entry.state, entry.error = VERIFIED, None
 
     def _delete_source(self, entry: Entry) -> None:

@@ -140,8 +140,8 @@ class Manifest:
         # loss the last commits may be lost, and resume then re-verifies and adopts copies.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        # What saved rows rely on, made durable before each transaction of them commits (a
-        # migration: the destination directories written since the last one).
+        # A step run before each transaction of saved rows commits, holding that batch's
+        # savers (a migration no longer uses it: a worker makes its own write durable first).
         self.before_commit: Callable[[], None] = lambda: None
         self._commits = GroupCommit(self._commit_saved)
 
