@@ -109,6 +109,8 @@ def render_site(
         "nginx_upstream_socket": socket,
         "nginx_access_log": prefix / "access.log",
         "nginx_client_max_body_size_mb": body_limit_mb,
+        "nginx_open_file_cache_max": 10000,
+        "nginx_open_file_cache_valid_seconds": 1,
         "nginx_files_cache_control": "private, max-age=3600",
         "nginx_storage_root": root,
         "nginx_listen_address": "127.0.0.1",
