@@ -179,6 +179,10 @@ class MultipartUploads:
         try:
             self.catalog.get_session(session.id)
         except NotFound:
+            # A session ends with its record in one transaction: look once more, or a
+            # completion committed between our two looks would lose its object here.
+            if done := self.catalog.find(session.id):
+                return done
             # Ended without a record (aborted or refused), and no record can be added
             # now: whatever a completion placed under the session's key is nobody's.
             with contextlib.suppress(FileNotFoundError):
