@@ -81,8 +81,14 @@ def test_concurrent_saves_share_commits_and_each_returns_committed(tmp_path):
     manifest.create_run("src", "dst", {})
     commits = []
     manifest._db.set_trace_callback(lambda sql: sql == "COMMIT" and commits.append(sql))
-    # A slow step before each commit, as a directory fsync is: saves queue up behind it.
-    manifest.before_commit = lambda: time.sleep(0.005)
+    # A slow commit, as on a busy disk: saves queue up behind it.
+    write = manifest._write
+
+    def slow_write(rows) -> None:
+        time.sleep(0.005)
+        write(rows)
+
+    manifest._write = slow_write
     wrong = []
 
     def worker(n: int) -> None:
@@ -109,11 +115,14 @@ def test_a_failed_commit_fails_every_save_of_its_batch_and_the_next_one_commits(
     manifest.create_run("src", "dst", {})
     failing = [True]
 
-    def before_commit() -> None:
+    write = manifest._write
+
+    def failing_write(rows) -> None:
         if failing.pop(0) if failing else False:
             raise OSError("fsync failed")
+        write(rows)
 
-    manifest.before_commit = before_commit
+    manifest._write = failing_write
     with pytest.raises(OSError, match="fsync failed"):
         manifest.save(Entry(key="a", action=COPY, size=1))
     assert manifest.entries() == []

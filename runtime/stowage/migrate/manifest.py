@@ -13,7 +13,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,10 +140,7 @@ class Manifest:
         # loss the last commits may be lost, and resume then re-verifies and adopts copies.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        # A step run before each transaction of saved rows commits, holding that batch's
-        # savers (a migration no longer uses it: a worker makes its own write durable first).
-        self.before_commit: Callable[[], None] = lambda: None
-        self._commits = GroupCommit(self._commit_saved)
+        self._commits = GroupCommit(lambda rows: self._write(rows))
 
     @property
     def run_id(self) -> str:
@@ -220,10 +217,6 @@ class Manifest:
         """Record one entry; returns once it is committed, in a transaction it may share with
         other threads' saves."""
         self._commits.submit(_row(entry))
-
-    def _commit_saved(self, rows: list[tuple[Any, ...]]) -> None:
-        self.before_commit()
-        self._write(rows)
 
     def _write(self, rows: list[tuple[Any, ...]]) -> None:
         with self._lock:
