@@ -72,7 +72,7 @@ class Site:
     def write_code(self, value: int) -> None:
         (self.source / "stowage/__init__.py").write_text(f"VALUE = {value}\n")
 
-    def converge(self) -> dict[str, str]:
+    def converge(self, *options: str) -> dict[str, str]:
         """Run the tasks; return each task's status (ok, changed, skipping) by name."""
         extra = {
             "runtime_source_dir": str(self.source),
@@ -88,6 +88,7 @@ class Site:
             str(self.playbook),
             "-e",
             json.dumps(extra),
+            *options,
             ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         )
         assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
@@ -160,3 +161,19 @@ def test_new_pins_or_a_removed_venv_reinstall(site):
     subprocess.run(["rm", "-rf", str(site.home / "venv")], check=True)
     assert site.converge()[INSTALL] == "changed"
     assert site.installed_value() == "1"
+
+
+def test_check_mode_previews_a_reinstall_without_installing(site):
+    """``--check`` (an operator's preview) hashes the sources and builds the wheel on the
+    controller (read-only for the host) to tell what would change; it installs nothing."""
+    site.converge()
+    site.restarted()
+    unchanged = site.converge("--check")
+    assert unchanged[BUILD] == "skipping"
+    assert "changed" not in unchanged.values()
+
+    site.write_code(2)
+    preview = site.converge("--check")
+    assert preview["Copy the wheel and the pinned versions to the host"] == "changed"
+    assert site.installed_value() == "1"
+    assert not site.restarted()

@@ -55,6 +55,18 @@ def test_playbook_converges_and_a_second_run_changes_nothing(site):
     assert site.second.recap["changed"] == 0, re.findall(r"^changed: .*$", site.second.output, re.M)
 
 
+def test_a_check_run_with_diff_previews_nothing_and_shows_no_secret(site):
+    """An operator's preview (``--check --diff``) of the converged host: it completes (the
+    controller's source hash runs in check mode too), changes nothing, and its diffs never
+    show the env file or the secure_link secret."""
+    preview = converge(site.inventory, "--check", "--diff")
+    assert preview.returncode == 0, tail(preview.output)
+    assert preview.recap["changed"] == 0, re.findall(r"^changed: .*$", preview.output, re.M)
+    env = site.env_file()
+    for secret in (HOST_KEY["aws_secret_access_key"], env["STOWAGE_SIGNING_SECRET"], TOKEN):
+        assert secret not in preview.output
+
+
 def test_secrets_reach_the_env_file_and_never_the_output(site):
     env = site.env_file()
     assert env["AWS_ACCESS_KEY_ID"] == HOST_KEY["aws_access_key_id"]
