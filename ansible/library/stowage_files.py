@@ -7,8 +7,8 @@ re-run's templates were most of its round trips (docs/benchmarks.md, single host
 content is rendered on the controller (``lookup('ansible.builtin.template', ...)``) and
 compared here; a file whose bytes differ is replaced atomically (a temporary file in the
 same directory, renamed over it), and owner, group and mode are set where they differ.
-Secrets do not belong here: module arguments reach the host in the module's input, so the
-env file and the secure_link secret keep their own ``no_log`` template tasks.
+The contents travel as module arguments and come back in the diff: a file that holds a
+secret gets a task of its own with ``no_log: true`` (the env file, the secure_link secret).
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ short_description: Ensure several files with their content, owner, group and mod
 description:
   - Writes each file whose content differs (atomically) and sets owner, group and mode
     where they differ, in one module run (one round trip), with check and diff mode.
-  - Not for secrets; the contents travel as module arguments.
+  - The contents travel as module arguments and appear in the diff; give a file that holds
+    a secret a task of its own with no_log.
 options:
   files:
     description: The files.
