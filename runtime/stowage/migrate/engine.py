@@ -1,8 +1,9 @@
 """Run a migration: plan → copy → verify → record, for each object, in parallel.
 
 Guarantees (PRODUCT.md, "Migration guarantees"):
-- every object is verified by SHA-256 end to end, never by ETag: hashed while read from the
-  source, and checked at the destination by the destination itself;
+- every object is verified by SHA-256 end to end, never by ETag: hashed as it passes from
+  the source to the destination (a file on disk before it is sent), and checked at the
+  destination by the destination itself;
 - the manifest records each write the moment it returns, so a rerun never recopies a
   verified object and a rollback knows every byte this run wrote;
 - a resumed run first removes what its dead predecessors left behind (spool files, open
@@ -201,7 +202,7 @@ class Migration:
         )
         if reader.size != src.size:
             raise StowageError(f"read {reader.size} bytes of {src.size}")
-        entry.src_sha256 = reader.sha256.hexdigest()
+        entry.src_sha256 = info.sha256  # of every byte read, hashed once, as it was stored
         return info
 
     def _copy_file(self, entry: Entry, path: Path, progress: Progress) -> ObjectInfo:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,13 +45,14 @@ class RateLimit:
 
 
 class SourceReader(ChunkReader):
-    """A source object's bytes as a file: hashed and counted as they are read, each read
-    reported to ``on_bytes`` (the throttle and the progress display)."""
+    """A source object's bytes as a file: counted as they are read, each read reported to
+    ``on_bytes`` (the throttle and the progress display). Not hashed here: the destination
+    hashes the very bytes it is handed (``put_stream``'s result carries their SHA-256), and
+    a second hash of the same buffers would only cost CPU."""
 
     def __init__(self, chunks: Iterator[bytes], on_bytes: Callable[[int], None]) -> None:
         super().__init__(chunks)
         self._on_bytes = on_bytes
-        self.sha256 = hashlib.sha256()
         self.size = 0
 
     def peek(self, size: int) -> bytes:
@@ -68,6 +68,5 @@ class SourceReader(ChunkReader):
         data = super().read(size)
         if data:
             self._on_bytes(len(data))
-            self.sha256.update(data)
             self.size += len(data)
         return data
