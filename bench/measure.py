@@ -1,4 +1,4 @@
-"""Wall time and peak memory of one command, measured in a clean process.
+"""Wall time, CPU time and peak memory of one command, measured in a clean process.
 
 ``ru_maxrss`` of a child forked from a benchmark is inherited from the fork, before the exec:
 a parent that has just built a large input makes its child look large. GNU time forks from its
@@ -7,6 +7,7 @@ children it waited for)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -21,6 +22,7 @@ class Measured:
     seconds: float
     peak_mib: float
     stdout: bytes
+    cpu_seconds: float = 0.0  # user + system, the command and the children it waited for
 
 
 def measured(
@@ -34,7 +36,7 @@ def measured(
     with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
         started = time.perf_counter()
         process = subprocess.run(
-            [GNU_TIME, "-f", "%M", "-o", report.name, *args],
+            [GNU_TIME, "-f", "%M %U %S", "-o", report.name, *args],
             env=env,
             input=stdin,
             capture_output=True,
@@ -42,5 +44,11 @@ def measured(
         elapsed = time.perf_counter() - started
         if process.returncode != 0:
             raise RuntimeError(f"{args[0]} failed: {process.stderr.decode()[-2000:]}")
-        peak_kib = int(report.read().strip().splitlines()[-1])
-    return Measured(elapsed, peak_kib / 1024, process.stdout)
+        peak_kib, user, system = report.read().strip().splitlines()[-1].split()
+    return Measured(elapsed, int(peak_kib) / 1024, process.stdout, float(user) + float(system))
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

