@@ -30,16 +30,12 @@ from tests.helpers import ensure_debian_packages, free_port, running
 BIN = Path(sys.executable).parent
 
 
-SERVER: list[int] = []  # the moto server's pid, once it runs
-
-
-def timed(args: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
-    """(wall seconds, peak RSS MiB, CPU seconds, the server's CPU seconds meanwhile) of one
-    command, in a clean process."""
-    before = cpu_seconds(SERVER[0]) if SERVER else 0.0
+def timed(args: list[str], env: dict[str, str], server: int) -> tuple[float, float, float, float]:
+    """(wall seconds, peak RSS MiB, CPU seconds, the CPU seconds of the process ``server``
+    meanwhile) of one command, in a clean process."""
+    before = cpu_seconds(server)
     result = measured(args, env)
-    server = cpu_seconds(SERVER[0]) - before if SERVER else 0.0
-    return result.seconds, result.peak_mib, result.cpu_seconds, server
+    return result.seconds, result.peak_mib, result.cpu_seconds, cpu_seconds(server) - before
 
 
 def profiled(directory: str | None, name: str) -> list[str]:
@@ -126,7 +122,6 @@ def main() -> None:
             [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             ready_url=f"{url}/moto-api/",
         ) as server:
-            SERVER[:] = [server.pid]
             s3 = boto3.client("s3", endpoint_url=url)
             for bucket in ("bench-src", "bench-stowage", "bench-rclone"):
                 s3.create_bucket(
@@ -146,10 +141,13 @@ def main() -> None:
                     str(tmp / "to-local-stowage"),
                 ],
                 env,
+                server.pid,
             )
             for peer, rclone in peers.items() if not args.bwlimit else ():
                 results["S3 -> local", peer] = timed(
-                    [rclone, *rclone_args, "moto:bench-src", str(tmp / "to-local-rclone")], env
+                    [rclone, *rclone_args, "moto:bench-src", str(tmp / "to-local-rclone")],
+                    env,
+                    server.pid,
                 )
                 shutil.rmtree(tmp / "to-local-rclone")
             shutil.rmtree(tmp / "to-local-stowage")
@@ -161,6 +159,7 @@ def main() -> None:
                     "s3://bench-stowage",
                 ],
                 env,
+                server.pid,
             )
             for n, (peer, rclone) in enumerate(peers.items() if not args.bwlimit else ()):
                 bucket = f"bench-rclone-{n}"
@@ -168,7 +167,7 @@ def main() -> None:
                     Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
                 )
                 results["local -> S3", peer] = timed(
-                    [rclone, *rclone_args, str(source), f"moto:{bucket}"], env
+                    [rclone, *rclone_args, str(source), f"moto:{bucket}"], env, server.pid
                 )
 
     print(
