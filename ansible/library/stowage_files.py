@@ -7,6 +7,13 @@ re-run's templates were most of its round trips (docs/benchmarks.md, single host
 content is rendered on the controller (``lookup('ansible.builtin.template', ...)``) and
 compared here; a file whose bytes differ is replaced atomically (a temporary file in the
 same directory, renamed over it), and owner, group and mode are set where they differ.
+
+The task is all or nothing, because a failed task notifies no handler: had it left some
+files rewritten, the next run would find them matching and never restart what reads them.
+So every destination is checked before anything is written, every new content is written
+to its temporary file before any is renamed, and a rename or attribute change that fails
+part-way puts back the ones made before it (the old file is kept as a hard link until the
+end). A destination that is a symbolic link is replaced by a regular file, never followed.
 The contents travel as module arguments and come back in the diff: a file that holds a
 secret gets a task of its own with ``no_log: true`` (the env file, the secure_link secret).
 """
@@ -16,7 +23,9 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import stat
 import tempfile
+from dataclasses import dataclass
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -85,48 +94,152 @@ _FILE = {
 }
 
 
-def _current(module: AnsibleModule, dest: str) -> bytes | None:
-    if os.path.lexists(dest) and not os.path.isfile(dest):
-        module.fail_json(msg=f"{dest} exists and is not a regular file")
-    if not os.path.isdir(os.path.dirname(dest)):
-        module.fail_json(msg=f"{os.path.dirname(dest)}: no such directory for {dest}")
-    try:
-        with open(dest, "rb") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return None
+class _Failed(Exception):
+    """A destination refused before anything was written."""
 
 
-def _replace(module: AnsibleModule, item: dict, data: bytes) -> None:
-    """The new file appears whole, with its final owner, group and mode, or not at all."""
+@dataclass
+class _Plan:
+    dest: str
+    data: bytes
+    wanted: tuple[int | None, int | None, int]  # uid, gid, mode; None: unknown yet (check mode)
+    exists: bool
+    link: str | None  # the target, when the destination is a symbolic link
+    old: bytes | None  # the content, when the destination is a regular file
+    current: tuple[int, int, int] | None  # and its uid, gid, mode
+    temporary: str | None = None
+    backup: str | None = None
+
+    @property
+    def rewrite(self) -> bool:
+        return self.old is None or self.old != self.data
+
+    @property
+    def reattribute(self) -> bool:
+        return not self.rewrite and self.current != self.wanted
+
+
+def _plan(item: dict, check_mode: bool) -> _Plan:
     dest = item["dest"]
+    if not os.path.isdir(os.path.dirname(dest)):
+        raise _Failed(f"{os.path.dirname(dest)}: no such directory for {dest}")
     try:
-        uid, gid = pwd.getpwnam(item["owner"]).pw_uid, grp.getgrnam(item["group"]).gr_gid
         mode = int(item["mode"], 8)
-    except (KeyError, ValueError) as exc:
-        module.fail_json(msg=f"{dest}: owner, group or mode not usable ({exc})")
-    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".stowage-")
+    except ValueError:
+        raise _Failed(f"{dest}: mode {item['mode']!r} is not an octal number") from None
+    if not 0 <= mode <= 0o7777:
+        raise _Failed(f"{dest}: mode {item['mode']!r} is out of range")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            os.fchown(handle.fileno(), uid, gid)
-            os.fchmod(handle.fileno(), mode)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, dest)
+        uid: int | None = pwd.getpwnam(item["owner"]).pw_uid
+        gid: int | None = grp.getgrnam(item["group"]).gr_gid
+    except KeyError as exc:
+        if not check_mode:  # a check run may precede the task that creates the user
+            raise _Failed(f"{dest}: owner or group not found ({exc})") from None
+        uid = gid = None
+    try:
+        before: os.stat_result | None = os.lstat(dest)
+    except FileNotFoundError:
+        before = None
+    data, wanted = item["content"].encode("utf-8"), (uid, gid, mode)
+    if before is None:
+        return _Plan(dest, data, wanted, False, None, None, None)
+    if stat.S_ISLNK(before.st_mode):
+        return _Plan(dest, data, wanted, True, os.readlink(dest), None, None)
+    if not stat.S_ISREG(before.st_mode):
+        raise _Failed(f"{dest} exists and is not a regular file")
+    with os.fdopen(os.open(dest, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
+        old = handle.read()
+    current = (before.st_uid, before.st_gid, stat.S_IMODE(before.st_mode))
+    return _Plan(dest, data, wanted, True, None, old, current)
+
+
+def _write_temporary(plan: _Plan) -> None:
+    """The new content on disk, with its final owner and mode, beside the destination."""
+    uid, gid, mode = plan.wanted
+    fd, plan.temporary = tempfile.mkstemp(dir=os.path.dirname(plan.dest), prefix=".stowage-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(plan.data)
+        os.fchown(handle.fileno(), uid, gid)
+        os.fchmod(handle.fileno(), mode)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _commit(plan: _Plan) -> None:
+    if plan.rewrite:
+        if plan.exists:
+            plan.backup = f"{plan.temporary}.old"
+            os.link(plan.dest, plan.backup, follow_symlinks=False)
+        os.replace(plan.temporary, plan.dest)
+    else:
+        uid, gid, mode = plan.wanted
+        os.chown(plan.dest, uid, gid, follow_symlinks=False)
+        os.chmod(plan.dest, mode)
+
+
+def _undo(plan: _Plan) -> None:
+    if plan.rewrite and plan.backup is not None:
+        os.replace(plan.backup, plan.dest)
+    elif plan.rewrite:
+        os.unlink(plan.dest)
+    elif plan.current is not None:
+        uid, gid, mode = plan.current
+        os.chown(plan.dest, uid, gid, follow_symlinks=False)
+        os.chmod(plan.dest, mode)
+
+
+def _discard(plans: list[_Plan]) -> None:
+    for path in [p.temporary for p in plans] + [p.backup for p in plans]:
+        if path is not None and os.path.lexists(path):
+            os.unlink(path)
+
+
+def _apply(module: AnsibleModule, plans: list[_Plan]) -> None:
+    """Write every new content first, then rename them all; a failure changes nothing."""
+    try:
+        for plan in plans:
+            if plan.rewrite:
+                _write_temporary(plan)
     except OSError as exc:
-        module.fail_json(msg=f"{dest}: {exc.strerror}")
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        _discard(plans)
+        module.fail_json(msg=f"{plan.dest}: {exc.strerror}; no file was changed", changed=False)
+    done: list[_Plan] = []
+    try:
+        for plan in plans:
+            _commit(plan)
+            done.append(plan)
+    except OSError as exc:
+        failed, kept = plan.dest, []
+        # An attribute change may have made its chown before its chmod failed.
+        for undone in reversed(done + ([] if plan.rewrite else [plan])):
+            try:
+                _undo(undone)
+            except OSError:
+                kept.append(undone.dest)
+        _discard(plans)
+        if kept:
+            module.fail_json(
+                msg=f"{failed}: {exc.strerror}; these were changed and could not be put back,"
+                f" restart or reload what reads them: {', '.join(kept)}",
+                changed=True,
+                changed_files=kept,
+            )
+        module.fail_json(
+            msg=f"{failed}: {exc.strerror}; no file was changed"
+            + (f" (put back: {', '.join(p.dest for p in done)})" if done else ""),
+            changed=False,
+        )
+    _discard(plans)
 
 
-def _diff(dest: str, before: bytes | None, after: bytes) -> dict:
+def _diff(plan: _Plan) -> dict:
+    before = "" if plan.old is None else plan.old.decode("utf-8", "replace")
+    header = plan.dest if plan.link is None else f"{plan.dest} (a symbolic link to {plan.link})"
     return {
-        "before_header": dest,
-        "after_header": dest,
-        "before": "" if before is None else before.decode("utf-8", "replace"),
-        "after": after.decode("utf-8"),
+        "before_header": header,
+        "after_header": plan.dest,
+        "before": before,
+        "after": plan.data.decode("utf-8"),
     }
 
 
@@ -137,22 +250,20 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    changed_files, diffs = [], []
-    for item in module.params["files"]:
-        dest = item["dest"]
-        data = item["content"].encode("utf-8")
-        before = _current(module, dest)
-        changed = before != data
-        if changed:
-            diffs.append(_diff(dest, before, data))
-            if module.check_mode:
-                changed_files.append(dest)
-                continue
-            _replace(module, item, data)
-        attributes = module.load_file_common_arguments({**item, "path": dest})
-        if module.set_fs_attributes_if_different(attributes, changed):
-            changed_files.append(dest)
-    module.exit_json(changed=bool(changed_files), changed_files=changed_files, diff=diffs)
+    try:
+        plans = [_plan(item, module.check_mode) for item in module.params["files"]]
+    except _Failed as exc:
+        module.fail_json(msg=f"{exc}; no file was changed")
+    except OSError as exc:
+        module.fail_json(msg=f"{exc.filename}: {exc.strerror}; no file was changed")
+    changes = [p for p in plans if p.rewrite or p.reattribute]
+    if not module.check_mode:
+        _apply(module, changes)
+    module.exit_json(
+        changed=bool(changes),
+        changed_files=[p.dest for p in changes],
+        diff=[_diff(p) for p in changes if p.rewrite],
+    )
 
 
 if __name__ == "__main__":

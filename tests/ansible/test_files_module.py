@@ -1,6 +1,11 @@
 """library/stowage_files.py, run by ansible-playbook against this machine (local
 connection): several files in one module run, rewritten only when their bytes differ,
-replaced whole, and refused with a message naming the file when they cannot be written."""
+replaced whole, and refused with a message naming the file when they cannot be written.
+
+A failed task notifies no handler, so the task is all or nothing: when one file of it
+cannot be written, none is changed, and the next run (which can) changes them all and
+notifies. The attacks: a destination that is a directory, a full disk, an immutable file
+part-way through the renames, a destination that is a symbolic link."""
 
 from __future__ import annotations
 
@@ -8,8 +13,11 @@ import grp
 import json
 import os
 import pwd
+import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.ansible.test_roles import ANSIBLE_DIR, ansible
 
@@ -22,14 +30,21 @@ PLAYBOOK = """\
     - name: Write the files
       stowage_files:
         files: "{{ files }}"
-      register: result
+      notify: Restart what reads them
+  handlers:
+    - name: Restart what reads them
+      ansible.builtin.file:
+        path: "{{ marker }}"
+        state: touch
+        mode: "0600"
 """
 
 
 def run(tmp: Path, files: list[dict], *options: str) -> tuple[int, dict]:
     playbook = tmp / "playbook.yml"
     playbook.write_text(PLAYBOOK)
-    extra = {"files": files, "ansible_python_interpreter": sys.executable}
+    marker = tmp / "handler-ran"
+    extra = {"files": files, "marker": str(marker), "ansible_python_interpreter": sys.executable}
     result = ansible(
         "ansible-playbook",
         "-i",
@@ -42,6 +57,8 @@ def run(tmp: Path, files: list[dict], *options: str) -> tuple[int, dict]:
         ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
     )
     outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    outcome["handler_ran"] = marker.exists()
+    marker.unlink(missing_ok=True)
     return result.returncode, outcome
 
 
@@ -121,3 +138,125 @@ def test_a_file_that_cannot_be_written_is_named_and_the_old_one_kept(tmp_path):
     code, result = run(tmp_path, [spec(tmp_path, "x\n")])
     assert code == 2
     assert "not a regular file" in result["msg"]
+
+
+def state(*paths: Path) -> list[tuple]:
+    """What a reader of each file sees: kind, inode, bytes, owner, group and mode."""
+    seen = []
+    for path in paths:
+        st = path.lstat()
+        body = os.readlink(path) if path.is_symlink() else path.read_bytes()
+        seen.append((str(path), st.st_mode, st.st_ino, st.st_uid, st.st_gid, body))
+    return seen
+
+
+def leftovers(*directories: Path) -> list[str]:
+    return [p.name for d in directories for p in d.iterdir() if p.name.startswith(".stowage-")]
+
+
+def test_a_destination_that_is_a_directory_stops_the_task_before_any_file_changes(tmp_path):
+    a, blocked = tmp_path / "a.conf", tmp_path / "b.conf"
+    a.write_text("old\n")
+    blocked.mkdir()
+    before = state(a)
+    files = [spec(a, "new\n"), spec(blocked, "b\n")]
+    code, result = run(tmp_path, files)
+    assert code == 2
+    assert state(a) == before
+    assert not result["changed"]
+    assert str(blocked) in result["msg"]
+    assert "no file was changed" in result["msg"]
+
+    blocked.rmdir()  # the operator mends it; the next run changes both and notifies
+    code, result = run(tmp_path, files)
+    assert code == 0
+    assert result["changed_files"] == [str(a), str(blocked)]
+    assert result["handler_ran"]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs."""
+    root = tmp_path / "tiny"
+    root.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], check=True)
+    try:
+        yield root
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=True)
+
+
+@pytest.mark.needs_root  # mounts a tmpfs
+def test_a_full_disk_part_way_changes_no_file(tmp_path, tiny_disk):
+    a, b = tmp_path / "a.conf", tiny_disk / "b.conf"
+    a.write_text("old\n")
+    before = state(a)
+    code, result = run(tmp_path, [spec(a, "new\n"), spec(b, "x" * 96 * 1024)])
+    assert code == 2
+    assert str(b) in result["msg"]
+    assert "no space left" in result["msg"].lower()
+    assert not result["changed"]
+    assert state(a) == before
+    assert not b.exists()
+    assert leftovers(tmp_path, tiny_disk) == []
+
+
+@pytest.fixture
+def immutable(tmp_path):
+    """A file that not even root may replace (chattr +i)."""
+    path = tmp_path / "immutable.conf"
+    path.write_text("fixed\n")
+    subprocess.run(["chattr", "+i", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.mark.needs_root  # chattr +i
+def test_a_rename_that_fails_part_way_puts_back_the_files_before_it(tmp_path, immutable):
+    new, replaced, moded = tmp_path / "new.conf", tmp_path / "a.conf", tmp_path / "m.conf"
+    replaced.write_text("old\n")
+    moded.write_text("same\n")
+    moded.chmod(0o666)
+    before = state(replaced, moded)
+    files = [
+        spec(new, "created\n"),
+        spec(replaced, "new\n"),
+        spec(moded, "same\n", "0600"),
+        spec(immutable, "changed\n"),
+    ]
+    code, result = run(tmp_path, files)
+    assert code == 2
+    assert state(replaced, moded) == before  # the very same inodes, bytes and modes
+    assert not new.exists()
+    assert not result["changed"]
+    assert str(immutable) in result["msg"]
+    assert "no file was changed" in result["msg"]
+    for path in (new, replaced, moded):
+        assert str(path) in result["msg"]  # named as put back
+    assert immutable.read_text() == "fixed\n"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_destination_that_is_a_symbolic_link_is_replaced_never_followed(tmp_path):
+    target, link = tmp_path / "target", tmp_path / "link.conf"
+    target.write_text("same\n")
+    target.chmod(0o644)
+    link.symlink_to(target)
+    before = state(target)
+
+    code, preview = run(tmp_path, [spec(link, "same\n", "0600")], "--check", "--diff")
+    assert preview["changed_files"] == [str(link)]
+    assert "symbolic link" in preview["diff"][0]["before_header"]
+    assert link.is_symlink()
+
+    code, result = run(tmp_path, [spec(link, "same\n", "0600")])
+    assert code == 0
+    assert result["changed_files"] == [str(link)]
+    assert not link.is_symlink()
+    assert oct(link.stat().st_mode & 0o777) == "0o600"
+    assert state(target) == before  # the link's target kept its bytes and its mode
+
+    code, again = run(tmp_path, [spec(link, "same\n", "0600")])
+    assert not again["changed"]
