@@ -41,6 +41,20 @@ def wait_for_http(
 
 
 @contextlib.contextmanager
+def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
+    """A real, small filesystem at ``mount_point`` (root only), unmounted afterwards: a
+    full disk on demand."""
+    mount_point.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], check=True
+    )
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+@contextlib.contextmanager
 def running(
     args: list[str],
     *,

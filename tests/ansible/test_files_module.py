@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.ansible.test_roles import ANSIBLE_DIR, ansible
+from tests.helpers import tmpfs
 
 PLAYBOOK = """\
 - name: Write files as the roles do
@@ -176,14 +177,8 @@ def test_a_destination_that_is_a_directory_stops_the_task_before_any_file_change
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 64 KiB tmpfs."""
-    root = tmp_path / "tiny"
-    root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(root)], check=True)
-    try:
+    with tmpfs(tmp_path / "tiny", "64k") as root:
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=True)
 
 
 @pytest.mark.needs_root  # mounts a tmpfs

@@ -17,6 +17,7 @@ import boto3
 import httpx
 import pytest
 
+from tests.helpers import tmpfs
 from tests.runtime.conftest import (
     BIN,
     TOKEN,
@@ -94,13 +95,8 @@ def small_filesystem(tmp_path):
     """A 4 MiB tmpfs (root only) for the media root; unmounted afterwards."""
     if os.geteuid() != 0:
         pytest.fail("the full-disk test mounts a tmpfs and needs root")
-    mount_point = tmp_path / "small"
-    mount_point.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], check=True)
-    try:
+    with tmpfs(tmp_path / "small", "4m") as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 @pytest.mark.needs_root  # mounts a tmpfs

@@ -4,9 +4,10 @@ the JSON body, and leaves no object and no catalog row. On a real, small tmpfs."
 from __future__ import annotations
 
 import os
-import subprocess
 
 import pytest
+
+from tests.helpers import tmpfs
 
 pytestmark = pytest.mark.needs_root  # mounts a tmpfs
 
@@ -15,15 +16,8 @@ MEDIA_SIZE = 3 * 1024 * 1024
 
 @pytest.fixture
 def tiny_root(tmp_path):
-    root = tmp_path / "tiny"
-    root.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={MEDIA_SIZE}", "tmpfs", str(root)], check=True
-    )
-    try:
+    with tmpfs(tmp_path / "tiny", str(MEDIA_SIZE)) as root:
         yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=True)
 
 
 def objects_on_disk(root) -> list[str]:
