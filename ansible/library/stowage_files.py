@@ -149,8 +149,7 @@ def _plan(item: dict, check_mode: bool) -> _Plan:
         raise _Failed(f"{dest} exists and is not a regular file")
     with os.fdopen(os.open(dest, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
         old = handle.read()
-    current = (before.st_uid, before.st_gid, stat.S_IMODE(before.st_mode))
-    return _Plan(dest, data, wanted, True, None, old, current)
+    return _Plan(dest, data, wanted, True, None, old, _attributes(before))
 
 
 def _write_temporary(plan: _Plan) -> None:
@@ -182,10 +181,14 @@ def _undo(plan: _Plan) -> None:
         os.replace(plan.backup, plan.dest)
     elif plan.rewrite:
         os.unlink(plan.dest)
-    elif plan.current is not None:
+    elif plan.current is not None and _attributes(os.lstat(plan.dest)) != plan.current:
         uid, gid, mode = plan.current
         os.chown(plan.dest, uid, gid, follow_symlinks=False)
         os.chmod(plan.dest, mode)
+
+
+def _attributes(status: os.stat_result) -> tuple[int, int, int]:
+    return status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)
 
 
 def _discard(plans: list[_Plan]) -> None:
