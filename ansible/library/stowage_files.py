@@ -23,6 +23,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -83,6 +84,11 @@ changed_files:
   returned: always
   type: list
   elements: str
+removed_debris:
+  description: Temporary or backup files of a killed earlier run, removed (or that would be).
+  returned: always
+  type: list
+  elements: str
 """
 
 _FILE = {
@@ -92,6 +98,10 @@ _FILE = {
     "group": {"type": "str", "required": True},
     "mode": {"type": "str", "required": True},
 }
+
+
+# tempfile.mkstemp's names with this prefix, and the backups made of them ("….old").
+_DEBRIS = re.compile(r"\.stowage-[a-z0-9_]{8}(\.old)?")
 
 
 class _Failed(Exception):
@@ -260,13 +270,34 @@ def main() -> None:
     except OSError as exc:
         module.fail_json(msg=f"{exc.filename}: {exc.strerror}; no file was changed")
     changes = [p for p in plans if p.rewrite or p.reattribute]
+    debris = _debris({os.path.dirname(p.dest) for p in plans})
     if not module.check_mode:
+        try:
+            for path in debris:
+                os.unlink(path)
+        except OSError as exc:
+            module.fail_json(msg=f"{exc.filename} (left by a killed run): {exc.strerror}")
         _apply(module, changes)
     module.exit_json(
-        changed=bool(changes),
+        changed=bool(changes or debris),
         changed_files=[p.dest for p in changes],
+        removed_debris=debris,
         diff=[_diff(p) for p in changes if p.rewrite],
     )
+
+
+def _debris(directories: set[str]) -> list[str]:
+    """Temporary and backup files a killed run left beside its destinations: a reader that
+    takes every file of its directory would read an old or half-written copy of a config."""
+    found = []
+    for directory in sorted(directories):
+        with os.scandir(directory) as entries:
+            found += [
+                e.path
+                for e in entries
+                if _DEBRIS.fullmatch(e.name) and not e.is_dir(follow_symlinks=False)
+            ]
+    return sorted(found)
 
 
 if __name__ == "__main__":

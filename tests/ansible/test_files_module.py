@@ -255,3 +255,24 @@ def test_a_destination_that_is_a_symbolic_link_is_replaced_never_followed(tmp_pa
 
     code, again = run(tmp_path, [spec(link, "same\n", "0600")])
     assert not again["changed"]
+
+
+def test_what_a_killed_run_left_is_removed_by_the_next(tmp_path):
+    a = tmp_path / "a.conf"
+    left = [tmp_path / ".stowage-k1_x9abc", tmp_path / ".stowage-k1_x9abc.old"]
+    for path in left:
+        path.write_text("an old or half-written copy\n")
+    mine = tmp_path / ".stowage-notes.txt"  # not a name the module makes
+    mine.write_text("kept\n")
+
+    code, preview = run(tmp_path, [spec(a, "x\n")], "--check")
+    assert sorted(preview["removed_debris"]) == sorted(map(str, left))
+    assert all(path.exists() for path in left)
+
+    code, result = run(tmp_path, [spec(a, "x\n")])
+    assert code == 0
+    assert sorted(result["removed_debris"]) == sorted(map(str, left))
+    assert not any(path.exists() for path in left)
+    assert mine.read_text() == "kept\n"
+    code, again = run(tmp_path, [spec(a, "x\n")])
+    assert not again["changed"]
