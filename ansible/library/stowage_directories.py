@@ -83,6 +83,8 @@ def main() -> None:
     changed, created = False, []
     for directory in module.params["directories"]:
         path = directory["path"]
+        if os.path.islink(path):  # owner and mode would land on whatever it points to
+            module.fail_json(msg=f"{path} is a symbolic link; not followed, nothing changed")
         if os.path.lexists(path) and not os.path.isdir(path):
             module.fail_json(msg=f"{path} exists and is not a directory")
         if not os.path.isdir(path):

@@ -20,6 +20,7 @@ secret gets a task of its own with ``no_log: true`` (the env file, the secure_li
 
 from __future__ import annotations
 
+import errno
 import grp
 import os
 import pwd
@@ -39,6 +40,19 @@ description:
   - The contents travel as module arguments and appear in the diff; give a file that holds
     a secret a task of its own with no_log.
 options:
+  pending:
+    description:
+      - A marker file on the host that records a restart or reload still owed for these
+        files. It is written before the first file is replaced, and the handler that
+        restarts removes it once it has succeeded; while it exists, the task reports a
+        change. A run killed between a write and its handler, or a failed handler, is
+        then made good by the next run, which finds the files already matching.
+    type: path
+  also_pending:
+    description: Record the restart as owed even if no file changes (an earlier task of
+      the role changed what the handler applies).
+    type: bool
+    default: false
   files:
     description: The files.
     type: list
@@ -84,6 +98,10 @@ changed_files:
   returned: always
   type: list
   elements: str
+pending:
+  description: Whether a restart or reload is owed (the marker exists after this run).
+  returned: always
+  type: bool
 removed_debris:
   description: Temporary or backup files of a killed earlier run, removed (or that would be).
   returned: always
@@ -117,6 +135,7 @@ class _Plan:
     link: str | None  # the target, when the destination is a symbolic link
     old: bytes | None  # the content, when the destination is a regular file
     current: tuple[int, int, int] | None  # and its uid, gid, mode
+    inode: tuple[int, int] | None = None  # and its device and inode
     temporary: str | None = None
     backup: str | None = None
 
@@ -131,6 +150,8 @@ class _Plan:
 
 def _plan(item: dict, check_mode: bool) -> _Plan:
     dest = item["dest"]
+    if os.path.islink(os.path.dirname(dest)):
+        raise _Failed(f"{os.path.dirname(dest)} is a symbolic link; not followed")
     if not os.path.isdir(os.path.dirname(dest)):
         raise _Failed(f"{os.path.dirname(dest)}: no such directory for {dest}")
     try:
@@ -159,7 +180,9 @@ def _plan(item: dict, check_mode: bool) -> _Plan:
         raise _Failed(f"{dest} exists and is not a regular file")
     with os.fdopen(os.open(dest, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
         old = handle.read()
-    return _Plan(dest, data, wanted, True, None, old, _attributes(before))
+    return _Plan(
+        dest, data, wanted, True, None, old, _attributes(before), (before.st_dev, before.st_ino)
+    )
 
 
 def _write_temporary(plan: _Plan) -> None:
@@ -181,9 +204,7 @@ def _commit(plan: _Plan) -> None:
             os.link(plan.dest, plan.backup, follow_symlinks=False)
         os.replace(plan.temporary, plan.dest)
     else:
-        uid, gid, mode = plan.wanted
-        os.chown(plan.dest, uid, gid, follow_symlinks=False)
-        os.chmod(plan.dest, mode)
+        _set_attributes(plan, plan.wanted)
 
 
 def _undo(plan: _Plan) -> None:
@@ -192,57 +213,106 @@ def _undo(plan: _Plan) -> None:
     elif plan.rewrite:
         os.unlink(plan.dest)
     elif plan.current is not None and _attributes(os.lstat(plan.dest)) != plan.current:
-        uid, gid, mode = plan.current
-        os.chown(plan.dest, uid, gid, follow_symlinks=False)
-        os.chmod(plan.dest, mode)
+        _set_attributes(plan, plan.current)
+
+
+def _set_attributes(plan: _Plan, attributes: tuple) -> None:
+    """On the very file planned for, never through a link or a file swapped in since."""
+    fd = os.open(plan.dest, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        now = os.fstat(fd)
+        if (now.st_dev, now.st_ino) != plan.inode:
+            raise OSError(errno.ESTALE, "replaced by another file during the run", plan.dest)
+        uid, gid, mode = attributes
+        os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
 
 
 def _attributes(status: os.stat_result) -> tuple[int, int, int]:
     return status.st_uid, status.st_gid, stat.S_IMODE(status.st_mode)
 
 
-def _discard(plans: list[_Plan]) -> None:
+def _discard(plans: list[_Plan]) -> str:
+    """Removes this run's temporary and backup files; names those it could not (a
+    directory that allows no removal, chattr +a)."""
+    left = []
     for path in [p.temporary for p in plans] + [p.backup for p in plans]:
         if path is not None and os.path.lexists(path):
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except OSError:
+                left.append(path)
+    return f" (could not remove {', '.join(left)})" if left else ""
 
 
-def _apply(module: AnsibleModule, plans: list[_Plan]) -> None:
-    """Write every new content first, then rename them all; a failure changes nothing."""
+def _apply(module: AnsibleModule, plans: list[_Plan], pending: str | None) -> None:
+    """Write every new content first, then record the restart owed, then rename them all;
+    a failure changes nothing."""
     try:
         for plan in plans:
             if plan.rewrite:
                 _write_temporary(plan)
     except OSError as exc:
-        _discard(plans)
-        module.fail_json(msg=f"{plan.dest}: {exc.strerror}; no file was changed", changed=False)
+        module.fail_json(msg=f"{plan.dest}: {exc.strerror}; no file was changed{_discard(plans)}")
+    marked = pending is not None and not os.path.lexists(pending)
+    if marked:
+        try:
+            _mark(pending)
+        except OSError as exc:
+            module.fail_json(msg=f"{pending}: {exc.strerror}; no file was changed{_discard(plans)}")
     done: list[_Plan] = []
     try:
         for plan in plans:
             _commit(plan)
             done.append(plan)
     except OSError as exc:
-        failed, kept = plan.dest, []
-        # An attribute change may have made its chown before its chmod failed.
-        for undone in reversed(done + ([] if plan.rewrite else [plan])):
-            try:
-                _undo(undone)
-            except OSError:
-                kept.append(undone.dest)
-        _discard(plans)
-        if kept:
-            module.fail_json(
-                msg=f"{failed}: {exc.strerror}; these were changed and could not be put back,"
-                f" restart or reload what reads them: {', '.join(kept)}",
-                changed=True,
-                changed_files=kept,
-            )
+        _put_back(module, plans, (done, plan, exc), pending, marked)
+    left = _discard(plans)
+    if left:
+        module.warn(f"every file was written{left}")
+
+
+def _put_back(module, plans: list[_Plan], failure: tuple, pending: str | None, marked: bool):
+    """Undo the renames and attribute changes made before ``failure`` (done, the plan that
+    failed, its error), in reverse, and fail saying what is as it was."""
+    done, failed, exc = failure
+    kept = []
+    # An attribute change may have made its chown before its chmod failed.
+    for undone in reversed(done + ([] if failed.rewrite else [failed])):
+        try:
+            _undo(undone)
+        except OSError:
+            kept.append(undone.dest)
+    left = _discard(plans)
+    if kept:
         module.fail_json(
-            msg=f"{failed}: {exc.strerror}; no file was changed"
-            + (f" (put back: {', '.join(p.dest for p in done)})" if done else ""),
-            changed=False,
+            msg=f"{failed.dest}: {exc.strerror}; these were changed and could not be put back"
+            + (" (their restart is owed to the next run)" if pending else "")
+            + f": {', '.join(kept)}{left}",
+            changed=True,
+            changed_files=kept,
         )
-    _discard(plans)
+    if marked:
+        os.unlink(pending)
+    back = f" (put back: {', '.join(p.dest for p in done)})" if done else ""
+    module.fail_json(msg=f"{failed.dest}: {exc.strerror}; no file was changed{back}{left}")
+
+
+def _mark(path: str) -> None:
+    """The marker, durable before any file it stands for is replaced."""
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir = os.open(os.path.dirname(path), os.O_RDONLY)
+    try:
+        os.fsync(fsync_dir)
+    finally:
+        os.close(fsync_dir)
 
 
 def _diff(plan: _Plan) -> dict:
@@ -259,7 +329,9 @@ def _diff(plan: _Plan) -> dict:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "files": {"type": "list", "elements": "dict", "required": True, "options": _FILE}
+            "files": {"type": "list", "elements": "dict", "required": True, "options": _FILE},
+            "pending": {"type": "path"},
+            "also_pending": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
@@ -271,16 +343,20 @@ def main() -> None:
         module.fail_json(msg=f"{exc.filename}: {exc.strerror}; no file was changed")
     changes = [p for p in plans if p.rewrite or p.reattribute]
     debris = _debris({os.path.dirname(p.dest) for p in plans})
+    pending = module.params["pending"]
+    owes = bool(changes) or module.params["also_pending"]
+    owed = pending is not None and (owes or os.path.lexists(pending))
     if not module.check_mode:
         try:
             for path in debris:
                 os.unlink(path)
         except OSError as exc:
             module.fail_json(msg=f"{exc.filename} (left by a killed run): {exc.strerror}")
-        _apply(module, changes)
+        _apply(module, changes, pending if owes else None)
     module.exit_json(
-        changed=bool(changes or debris),
+        changed=bool(changes or debris or owed),
         changed_files=[p.dest for p in changes],
+        pending=owed,
         removed_debris=debris,
         diff=[_diff(p) for p in changes if p.rewrite],
     )

@@ -276,3 +276,160 @@ def test_what_a_killed_run_left_is_removed_by_the_next(tmp_path):
     assert mine.read_text() == "kept\n"
     code, again = run(tmp_path, [spec(a, "x\n")])
     assert not again["changed"]
+
+
+OWED = """\
+- name: Write a file whose reader must restart
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Write the file
+      stowage_files:
+        pending: "{{ marker }}"
+        files: "{{ files }}"
+      notify: Restart the reader
+  handlers:
+    - name: Restart the reader  # fails until the operator mends what broke it
+      ansible.builtin.command: test -e {{ mended }}
+      changed_when: true
+    - name: Forget the owed restart
+      ansible.builtin.file:
+        path: "{{ marker }}"
+        state: absent
+      listen: Restart the reader
+"""
+
+
+def test_a_restart_that_failed_is_owed_until_one_succeeds(tmp_path):
+    """Review F1/F2: a handler that failed (or a run killed before its handlers) after the
+    files were written; the next run finds the files matching and must still restart."""
+    playbook, marker, mended = tmp_path / "owed.yml", tmp_path / "owed" / "marker", tmp_path / "ok"
+    playbook.write_text(OWED)
+    conf = tmp_path / "reader.conf"
+
+    def converge() -> tuple[int, list]:
+        extra = {
+            "files": [spec(conf, "new\n")],
+            "marker": str(marker),
+            "mended": str(mended),
+            "ansible_python_interpreter": sys.executable,
+        }
+        result = ansible(
+            "ansible-playbook",
+            "-i",
+            "localhost,",
+            str(playbook),
+            "-e",
+            json.dumps(extra),
+            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+            ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
+        )
+        return result.returncode, json.loads(result.stdout)["plays"][0]["tasks"]
+
+    code, tasks = converge()
+    assert code == 2  # the restart failed
+    assert conf.read_text() == "new\n"
+    assert marker.exists()
+
+    code, tasks = converge()  # not mended yet: still owed, still tried
+    assert code == 2
+    assert tasks[0]["hosts"]["localhost"]["changed"]
+    assert tasks[0]["hosts"]["localhost"]["changed_files"] == []
+    assert marker.exists()
+
+    mended.touch()
+    code, tasks = converge()
+    assert code == 0
+    assert [t["task"]["name"] for t in tasks] == [
+        "Write the file",
+        "Restart the reader",
+        "Forget the owed restart",
+    ]
+    assert not marker.exists()
+
+    code, tasks = converge()
+    assert code == 0
+    assert not tasks[0]["hosts"]["localhost"]["changed"]
+    assert [t["task"]["name"] for t in tasks] == ["Write the file"]
+
+
+def test_a_directory_that_is_a_symbolic_link_is_not_followed(tmp_path):
+    """Review F3: /etc/nginx/njs planted as a symlink to a directory of the attacker's
+    choice; the file is not written there, and nothing else is written either."""
+    victim, linked = tmp_path / "victim", tmp_path / "njs"
+    victim.mkdir()
+    linked.symlink_to(victim)
+    a = tmp_path / "a.conf"
+    code, result = run(tmp_path, [spec(a, "x\n"), spec(linked / "stowage_img.js", "js\n")])
+    assert code == 2
+    assert "symbolic link" in result["msg"]
+    assert list(victim.iterdir()) == []
+    assert not a.exists()
+
+
+@pytest.fixture
+def append_only(tmp_path):
+    directory = tmp_path / "append-only"
+    directory.mkdir()
+    (directory / "a.conf").write_text("old\n")
+    subprocess.run(["chattr", "+a", str(directory)], check=True)
+    try:
+        yield directory
+    finally:
+        subprocess.run(["chattr", "-a", str(directory)], check=True)
+
+
+@pytest.mark.needs_root  # chattr +a
+def test_a_directory_that_allows_no_rename_is_a_clear_error(tmp_path, append_only):
+    """Review F7: in a chattr +a directory the rename fails and so does the removal of the
+    temporary file; the message names the destination and what was left, no traceback."""
+    a = append_only / "a.conf"
+    code, result = run(tmp_path, [spec(a, "new\n")])
+    assert code == 2
+    assert result["msg"].startswith(f"{a}: Operation not permitted; no file was changed")
+    assert "could not remove" in result["msg"]
+    assert "Traceback" not in result.get("module_stderr", "")
+    assert a.read_text() == "old\n"
+
+
+DIRECTORIES = """\
+- name: Create directories as the roles do
+  hosts: localhost
+  connection: local
+  gather_facts: false
+  tasks:
+    - name: Create the directories
+      stowage_directories:
+        directories: "{{ directories }}"
+"""
+
+
+def test_a_directory_replaced_by_a_symbolic_link_is_refused_and_its_target_untouched(tmp_path):
+    """Review F6: the service user swaps a media prefix (a directory it may rename in the
+    2770 root) for a symlink to a directory of root's; owner and mode must not land there."""
+    playbook, victim, prefix = tmp_path / "dirs.yml", tmp_path / "etc-stowage", tmp_path / "videos"
+    playbook.write_text(DIRECTORIES)
+    victim.mkdir(mode=0o750)
+    victim.chmod(0o750)
+    prefix.symlink_to(victim)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    extra = {
+        "directories": [{"path": str(prefix), "owner": user, "group": group, "mode": "2770"}],
+        "ansible_python_interpreter": sys.executable,
+    }
+    result = ansible(
+        "ansible-playbook",
+        "-i",
+        "localhost,",
+        str(playbook),
+        "-e",
+        json.dumps(extra),
+        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
+        ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
+    )
+    outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    assert result.returncode == 2
+    assert f"{prefix} is a symbolic link" in outcome["msg"]
+    assert oct(victim.stat().st_mode & 0o7777) == "0o750"

@@ -7,9 +7,10 @@ The promises are the invariants:
 - a run that fails leaves every destination exactly as it was (kind, inode, bytes, owner,
   mode) and says which file, and leaves no temporary or backup file;
 - nothing is hidden from the handlers: what was last loaded (the content as of the last run
-  that reported a change) differs from the files only while the next successful run reports
-  a change. A half-written failed run broke this: its rewritten files matched on the next run,
-  which reported no change and restarted nothing.
+  whose handlers ran) differs from the files only while the next successful run reports a
+  change. A half-written failed run broke this (its rewritten files matched on the next run,
+  which reported no change and restarted nothing), and so did a run killed between its
+  writes and its handlers, until the module recorded the restart owed (`pending`).
 
 The module's main() runs in process, its parameters handed over as ansible-playbook hands
 them, so that a run costs milliseconds instead of an ansible-playbook run.
@@ -58,10 +59,16 @@ def _load_module():
 MODULE = _load_module()
 
 
-def run_module(files: list[dict], check_mode: bool = False) -> dict:
+def run_module(files: list[dict], check_mode: bool = False, pending: str | None = None) -> dict:
     """The module's whole main(), with the parameters handed over as ansible-playbook hands
     them (AnsibleModule reads and validates them); the JSON result it prints."""
-    arguments = {"ANSIBLE_MODULE_ARGS": {"files": files, "_ansible_check_mode": check_mode}}
+    arguments = {
+        "ANSIBLE_MODULE_ARGS": {
+            "files": files,
+            "pending": pending,
+            "_ansible_check_mode": check_mode,
+        }
+    }
     basic._ANSIBLE_ARGS = json.dumps(arguments).encode()
     basic._ANSIBLE_PROFILE = "legacy"
     printed = io.StringIO()
@@ -96,15 +103,18 @@ class FilesMachine(RuleBasedStateMachine):
         super().__init__()
         self.root = Path(os.environ["STOWAGE_STATE_ROOT"])
         for child in self.root.iterdir():
-            if child.name != "tiny":
-                shutil.rmtree(
-                    child
-                ) if child.is_dir() and not child.is_symlink() else child.unlink()
+            if child.name == "tiny":
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
         for child in (self.root / "tiny").iterdir():
             child.unlink() if not child.is_dir() else shutil.rmtree(child)
         (self.root / "etc").mkdir()
         self.paths = [self.root / "etc" / "one.conf", self.root / "etc" / "two.conf"]
         self.paths.append(self.root / "tiny" / "three.conf")
+        self.marker = self.root / "owed" / "restart"  # the module's `pending`
         self.wanted = [("a\n", "0644")] * 3
         self.loaded: list[bytes | None] | None = None  # what the "service" last read
         self.immutable: set[int] = set()
@@ -141,9 +151,16 @@ class FilesMachine(RuleBasedStateMachine):
         """The operator's re-run."""
         self.run(check=False)
 
-    def run(self, check: bool) -> None:
-        before = [snapshot(p) for p in self.paths]
-        result = run_module(self.spec(), check_mode=check)
+    @rule(index=st.integers(0, 2), content=st.sampled_from(CONTENTS))
+    def converge_killed_before_its_handlers(self, index: int, content: str) -> None:
+        """A run whose module finished but whose handlers never ran (the controller killed,
+        or a handler failed): what it wrote is owed a restart."""
+        self.wanted[index] = (content, self.wanted[index][1])
+        self.run(check=False, handlers=False)
+
+    def run(self, check: bool, handlers: bool = True) -> None:
+        before = [snapshot(p) for p in [*self.paths, self.marker]]
+        result = run_module(self.spec(), check_mode=check, pending=str(self.marker))
         leftovers = [
             p.name
             for d in (self.root / "etc", self.root / "tiny")
@@ -152,7 +169,7 @@ class FilesMachine(RuleBasedStateMachine):
         ]
         assert leftovers == []
         if check or result.get("failed"):
-            assert [snapshot(p) for p in self.paths] == before, result
+            assert [snapshot(p) for p in [*self.paths, self.marker]] == before, result
             assert not (result.get("failed") and result["changed"]), result
             if result.get("failed"):
                 assert any(str(p) in result["msg"] for p in self.paths), result
@@ -162,8 +179,12 @@ class FilesMachine(RuleBasedStateMachine):
             assert not path.is_symlink()
             assert path.read_bytes() == content_.encode()
             assert oct(path.stat().st_mode & 0o7777) == oct(int(mode_, 8))
+        assert result["pending"] == self.marker.exists()
+        if not handlers:
+            return
         if result["changed"]:
-            self.loaded = self.on_disk()  # the handler restarts what reads them
+            self.loaded = self.on_disk()  # the handler restarts what reads them,
+            self.marker.unlink(missing_ok=True)  # then forgets the owed restart
         else:
             assert self.loaded == self.on_disk(), "a change hidden from the handlers"
 
@@ -237,3 +258,35 @@ def state_root(tmp_path, monkeypatch):
 
 def test_runs_between_changes_keep_their_promises(state_root):
     FilesMachine.TestCase("runTest").runTest()
+
+
+def test_a_file_swapped_for_a_symlink_mid_run_is_never_followed(tmp_path, monkeypatch):
+    """Review F4: one file needs rewriting, another only a new mode; while the run writes the
+    first one's temporary file, the second is swapped for a symlink to a victim. chmod on
+    the path would follow it; the module changes the file it planned for or nothing."""
+    rewritten, moded, victim = tmp_path / "cron", tmp_path / "logrotate", tmp_path / "victim"
+    rewritten.write_text("old\n")
+    moded.write_text("same\n")
+    moded.chmod(0o600)
+    victim.write_text("secret\n")
+    victim.chmod(0o600)
+    write = MODULE._write_temporary
+
+    def write_then_swap(plan) -> None:
+        write(plan)
+        moded.unlink()
+        moded.symlink_to(victim)
+
+    monkeypatch.setattr(MODULE, "_write_temporary", write_then_swap)
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    files = [
+        {"dest": str(rewritten), "content": "new\n", "owner": user, "group": group, "mode": "0644"},
+        {"dest": str(moded), "content": "same\n", "owner": user, "group": group, "mode": "0644"},
+    ]
+    result = run_module(files)
+    assert result.get("failed"), result
+    assert oct(victim.stat().st_mode & 0o7777) == "0o600"
+    assert victim.read_text() == "secret\n"
+    assert rewritten.read_text() == "old\n"  # put back
+    assert str(moded) in result["msg"]

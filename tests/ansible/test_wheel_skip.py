@@ -29,6 +29,7 @@ PLAYBOOK = """\
       ansible.builtin.include_tasks: {tasks}
       vars:
         __runtime_installed_hash_file: "{{{{ runtime_home }}}}/venv/stowage-source.sha256"
+        __runtime_pending_restart: "{{{{ runtime_home }}}}/owed/restart-stowage"
         runtime_image_variants: {{}}
   handlers:
     - name: Restart stowage
@@ -130,6 +131,8 @@ def test_unchanged_sources_build_and_install_nothing_and_a_change_reinstalls(sit
     assert first[INSTALL] == "changed"
     assert site.installed_value() == "1"
     assert site.restarted()
+    # Recorded before the install: a run killed after it still owes the restart.
+    assert (site.home / "owed/restart-stowage").exists()
 
     # Bytecode and egg-info left by tests or an editable install are no change.
     (site.source / "stowage/__pycache__").mkdir(exist_ok=True)

@@ -67,6 +67,25 @@ def test_a_check_run_with_diff_previews_nothing_and_shows_no_secret(site):
         assert secret not in preview.output
 
 
+def test_a_restart_and_a_reload_owed_by_an_interrupted_run_happen_on_the_next(site):
+    """What a run killed between its writes and its handlers (or one whose handler failed)
+    leaves: files already matching, and the markers the writes recorded first (review F1,
+    F2). The next run must restart the service and reload Nginx, then forget them."""
+    owed = "/var/lib/stowage-converge"
+    service = site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip()
+    workers = site.host.ssh("pgrep -f 'nginx: worker' | sort").stdout.split()
+    site.host.ssh(f"touch {owed}/restart-stowage {owed}/reload-nginx")
+    run = converge(site.inventory)
+    assert run.returncode == 0, tail(run.output)
+    wait_healthy(site)
+    assert site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip() != service
+    after = site.host.ssh("pgrep -f 'nginx: worker' | sort").stdout.split()
+    assert after
+    assert not set(after) & set(workers)  # reloaded: the workers were replaced
+    assert site.host.ssh(f"ls -A {owed}").stdout == ""
+    assert site.host.ssh(f"stat -c '%U %a' {owed}").stdout.split() == ["root", "700"]
+
+
 def test_secrets_reach_the_env_file_and_never_the_output(site):
     env = site.env_file()
     assert env["AWS_ACCESS_KEY_ID"] == HOST_KEY["aws_access_key_id"]
@@ -103,10 +122,16 @@ def test_the_deployment_config_reaches_the_host(site):
     disk alert at 90 %: each arrives where it acts."""
     cron = site.host.ssh("cat /etc/cron.d/stowage").stdout
     assert re.search(
-        r"^0 2 \* \* \* stowage /usr/local/bin/stowage cleanup --older-than 36h ", cron, re.M
+        r"^0 2 \* \* \* root runuser -u stowage -- /usr/local/bin/stowage cleanup "
+        r"--older-than 36h ",
+        cron,
+        re.M,
     ), cron
     assert re.search(
-        r"^\*/15 \* \* \* \* stowage /usr/local/bin/stowage disk-check --threshold 90 ", cron, re.M
+        r"^\*/15 \* \* \* \* root runuser -u stowage -- /usr/local/bin/stowage disk-check "
+        r"--threshold 90 ",
+        cron,
+        re.M,
     ), cron
     env_file = site.host.ssh("stat -c '%a %U' /etc/stowage/stowage.env").stdout.split()
     assert env_file == ["600", "stowage"]
@@ -175,13 +200,35 @@ def test_traversal_and_internal_paths_are_refused(site):
 def test_disk_check_alerts_when_the_threshold_is_lowered(site):
     cron = site.host.ssh("cat /etc/cron.d/stowage").stdout
     job = next(line for line in cron.splitlines() if "disk-check --" in line)
-    command = job.split(" stowage ", 1)[1].replace("--threshold 90", "--threshold 1")
-    # The job as cron runs it: the service user, a plain shell.
-    ran = site.host.ssh(f"su -s /bin/sh -c '{command}' stowage", check=False)
+    user, command = job.split(None, 6)[5:]
+    assert user == "root"  # which drops to the service user itself (runuser)
+    command = command.replace("--threshold 90", "--threshold 1")
+    # The job as cron runs it: a plain shell of root's.
+    ran = site.host.ssh(command, check=False)
     assert ran.returncode == 1, (command, ran.stdout, ran.stderr)  # 1: over the threshold
     log = site.host.ssh("tail -n 1 /var/log/stowage/disk-check.log").stdout
     assert log.startswith("ALERT /srv/media: "), log
     assert any("stowage disk alert" in alert["text"] for alert in site.alerts.received)
+
+
+def test_the_service_user_cannot_make_root_write_through_a_log_symlink(site):
+    """systemd opens the service's log (StandardOutput=append:) as root, and cron's shell
+    (root's) appends the jobs' logs: the service user must not be able to swap a log for a
+    symlink to a file of root's choosing (review F5: /etc/cron.d, /etc/sudoers.d)."""
+    logs = "/var/log/stowage"
+    for log in ("stowage.log", "disk-check.log", "planted.log"):
+        swap = site.host.ssh(
+            f"runuser -u stowage -- sh -c 'ln -sfn /etc/cron.d/zz-planted {logs}/{log}'",
+            check=False,
+        )
+        assert swap.returncode != 0, swap.stdout
+        assert "Permission denied" in swap.stderr
+    listing = site.host.ssh(f"stat -c '%U %a %F' {logs} {logs}/stowage.log").stdout.split("\n")
+    assert listing[0] == "root 750 directory", listing
+    assert listing[1].endswith("regular file"), listing
+    site.host.ssh("systemctl restart stowage")
+    wait_healthy(site)
+    assert site.host.ssh("test -e /etc/cron.d/zz-planted", check=False).returncode == 1
 
 
 def test_the_service_comes_back_after_kill_9(site):
