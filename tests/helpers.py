@@ -55,6 +55,17 @@ def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def file_attribute(path: Path, attribute: str) -> Iterator[Path]:
+    """``chattr +attribute`` (root only; ``i``: not even root may replace or change the
+    file, ``a``: a directory where entries may be added but never renamed or removed)."""
+    subprocess.run(["chattr", f"+{attribute}", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", f"-{attribute}", str(path)], check=True)
+
+
+@contextlib.contextmanager
 def running(
     args: list[str],
     *,

@@ -13,14 +13,13 @@ import grp
 import json
 import os
 import pwd
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.ansible.test_roles import ANSIBLE_DIR, ansible
-from tests.helpers import tmpfs
+from tests.helpers import file_attribute, tmpfs
 
 PLAYBOOK = """\
 - name: Write files as the roles do
@@ -41,11 +40,11 @@ PLAYBOOK = """\
 """
 
 
-def run(tmp: Path, files: list[dict], *options: str) -> tuple[int, dict]:
-    playbook = tmp / "playbook.yml"
-    playbook.write_text(PLAYBOOK)
-    marker = tmp / "handler-ran"
-    extra = {"files": files, "marker": str(marker), "ansible_python_interpreter": sys.executable}
+def play(playbook: Path, text: str, extra: dict, *options: str) -> tuple[int, list[dict]]:
+    """ansible-playbook of ``text`` against this machine with the library; its return code
+    and the tasks it ran (handlers too)."""
+    playbook.write_text(text)
+    extra = {**extra, "ansible_python_interpreter": sys.executable}
     result = ansible(
         "ansible-playbook",
         "-i",
@@ -57,10 +56,17 @@ def run(tmp: Path, files: list[dict], *options: str) -> tuple[int, dict]:
         ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
         ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
     )
-    outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return result.returncode, json.loads(result.stdout)["plays"][0]["tasks"]
+
+
+def run(tmp: Path, files: list[dict], *options: str) -> tuple[int, dict]:
+    marker = tmp / "handler-ran"
+    extra = {"files": files, "marker": str(marker)}
+    code, tasks = play(tmp / "playbook.yml", PLAYBOOK, extra, *options)
+    outcome = tasks[0]["hosts"]["localhost"]
     outcome["handler_ran"] = marker.exists()
     marker.unlink(missing_ok=True)
-    return result.returncode, outcome
+    return code, outcome
 
 
 def spec(path: Path, content: str, mode: str = "0644") -> dict:
@@ -201,11 +207,8 @@ def immutable(tmp_path):
     """A file that not even root may replace (chattr +i)."""
     path = tmp_path / "immutable.conf"
     path.write_text("fixed\n")
-    subprocess.run(["chattr", "+i", str(path)], check=True)
-    try:
+    with file_attribute(path, "i"):
         yield path
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
 
 
 @pytest.mark.needs_root  # chattr +i
@@ -305,27 +308,11 @@ def test_a_restart_that_failed_is_owed_until_one_succeeds(tmp_path):
     """Review F1/F2: a handler that failed (or a run killed before its handlers) after the
     files were written; the next run finds the files matching and must still restart."""
     playbook, marker, mended = tmp_path / "owed.yml", tmp_path / "owed" / "marker", tmp_path / "ok"
-    playbook.write_text(OWED)
     conf = tmp_path / "reader.conf"
 
     def converge() -> tuple[int, list]:
-        extra = {
-            "files": [spec(conf, "new\n")],
-            "marker": str(marker),
-            "mended": str(mended),
-            "ansible_python_interpreter": sys.executable,
-        }
-        result = ansible(
-            "ansible-playbook",
-            "-i",
-            "localhost,",
-            str(playbook),
-            "-e",
-            json.dumps(extra),
-            ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-            ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
-        )
-        return result.returncode, json.loads(result.stdout)["plays"][0]["tasks"]
+        extra = {"files": [spec(conf, "new\n")], "marker": str(marker), "mended": str(mended)}
+        return play(playbook, OWED, extra)
 
     code, tasks = converge()
     assert code == 2  # the restart failed
@@ -373,11 +360,8 @@ def append_only(tmp_path):
     directory = tmp_path / "append-only"
     directory.mkdir()
     (directory / "a.conf").write_text("old\n")
-    subprocess.run(["chattr", "+a", str(directory)], check=True)
-    try:
+    with file_attribute(directory, "a"):
         yield directory
-    finally:
-        subprocess.run(["chattr", "-a", str(directory)], check=True)
 
 
 @pytest.mark.needs_root  # chattr +a
@@ -409,27 +393,14 @@ def test_a_directory_replaced_by_a_symbolic_link_is_refused_and_its_target_untou
     """Review F6: the service user swaps a media prefix (a directory it may rename in the
     2770 root) for a symlink to a directory of root's; owner and mode must not land there."""
     playbook, victim, prefix = tmp_path / "dirs.yml", tmp_path / "etc-stowage", tmp_path / "videos"
-    playbook.write_text(DIRECTORIES)
     victim.mkdir(mode=0o750)
     victim.chmod(0o750)
     prefix.symlink_to(victim)
     user = pwd.getpwuid(os.getuid()).pw_name
     group = grp.getgrgid(os.getgid()).gr_name
-    extra = {
-        "directories": [{"path": str(prefix), "owner": user, "group": group, "mode": "2770"}],
-        "ansible_python_interpreter": sys.executable,
-    }
-    result = ansible(
-        "ansible-playbook",
-        "-i",
-        "localhost,",
-        str(playbook),
-        "-e",
-        json.dumps(extra),
-        ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-        ANSIBLE_LIBRARY=str(ANSIBLE_DIR / "library"),
-    )
-    outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"]["localhost"]
-    assert result.returncode == 2
+    directories = [{"path": str(prefix), "owner": user, "group": group, "mode": "2770"}]
+    code, tasks = play(playbook, DIRECTORIES, {"directories": directories})
+    outcome = tasks[0]["hosts"]["localhost"]
+    assert code == 2
     assert f"{prefix} is a symbolic link" in outcome["msg"]
     assert oct(victim.stat().st_mode & 0o7777) == "0o750"
