@@ -261,7 +261,8 @@ def _apply(module: AnsibleModule, plans: list[_Plan], pending: str | None) -> No
         try:
             _mark(pending)
         except OSError as exc:
-            module.fail_json(msg=f"{pending}: {exc.strerror}; no file was changed{_discard(plans)}")
+            where = exc.filename or pending  # the directory, when it is what is wrong
+            module.fail_json(msg=f"{where}: {exc.strerror}; no file was changed{_discard(plans)}")
     done: list[_Plan] = []
     try:
         for plan in plans:

@@ -404,3 +404,54 @@ def test_a_directory_replaced_by_a_symbolic_link_is_refused_and_its_target_untou
     assert code == 2
     assert f"{prefix} is a symbolic link" in outcome["msg"]
     assert oct(victim.stat().st_mode & 0o7777) == "0o750"
+
+
+def directories_play(tmp_path: Path, *directories: dict) -> dict:
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    wanted = [{"owner": user, "group": group, "mode": "0750", **d} for d in directories]
+    code, tasks = play(tmp_path / "dirs.yml", DIRECTORIES, {"directories": wanted})
+    return {"code": code, **tasks[0]["hosts"]["localhost"]}
+
+
+@pytest.mark.needs_root  # a directory of another group
+def test_a_link_is_followed_only_where_nobody_but_root_could_have_made_it(tmp_path):
+    """Review 2 (race): stowage_directories walks the path from / and changes the directory
+    through a descriptor, so a media prefix swapped for a link, even between a check and
+    the chmod, never hands root's chmod to the link's target. A link in a directory only
+    root may write to (an operator's /srv -> /data) is followed."""
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "by-root").symlink_to(real)
+    result = directories_play(tmp_path, {"path": str(tmp_path / "by-root" / "media")})
+    assert result["code"] == 0, result
+    assert (real / "media").is_dir()
+
+    shared = tmp_path / "shared"  # a storage root the service group may write to
+    shared.mkdir()
+    os.chown(shared, 0, grp.getgrnam("nogroup").gr_gid)
+    shared.chmod(0o2775)
+    victim = tmp_path / "victim"
+    victim.mkdir(mode=0o700)
+    (shared / "planted").symlink_to(victim)
+    result = directories_play(tmp_path, {"path": str(shared / "planted" / "sub")})
+    assert result["code"] == 2
+    assert f"{shared / 'planted'} is a symbolic link" in result["msg"]
+    assert list(victim.iterdir()) == []
+
+
+def test_the_symlinks_planted_in_a_log_directory_are_removed(tmp_path):
+    """Review 2 (upgrade): links the service user planted in /var/log/stowage while it was
+    theirs; the directory becomes root's and the links go, their targets untouched."""
+    logs, target = tmp_path / "logs", tmp_path / "cron-d-file"
+    logs.mkdir()
+    (logs / "stowage.log").write_text("kept\n")
+    target.write_text("root's\n")
+    (logs / "disk-check.log").symlink_to(target)
+    result = directories_play(tmp_path, {"path": str(logs), "remove_symlinks": True})
+    assert result["code"] == 0, result
+    assert result["removed_links"] == [str(logs / "disk-check.log")]
+    assert sorted(p.name for p in logs.iterdir()) == ["stowage.log"]
+    assert target.read_text() == "root's\n"
+    again = directories_play(tmp_path, {"path": str(logs), "remove_symlinks": True})
+    assert not again["changed"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shlex
 import shutil
 import time
 
@@ -75,6 +76,16 @@ def test_a_restart_and_a_reload_owed_by_an_interrupted_run_happen_on_the_next(si
     service = site.host.ssh("systemctl show -p MainPID --value stowage").stdout.strip()
     workers = site.host.ssh("pgrep -f 'nginx: worker' | sort").stdout.split()
     site.host.ssh(f"touch {owed}/restart-stowage {owed}/reload-nginx")
+    # And what the service user could plant while the log directory was its own (before
+    # this release): the run removes it before anything opens it.
+    site.host.ssh("ln -s /etc/cron.d/zz-planted /var/log/stowage/planted.log")
+    site.host.ssh("chown -h stowage:stowage /var/log/stowage/planted.log")
+    # And a signing secret the service user wrote into its env file then (it was its own):
+    # Nginx configuration in disguise, which must never reach /etc/nginx.
+    planted = 'x"; } server { access_log /etc/cron.d/zz-planted; } map "" $y { default "'
+    env = "/etc/stowage/stowage.env"
+    site.host.ssh(f"sed -i '/^STOWAGE_SIGNING_SECRET=/d' {env}")
+    site.host.ssh(f"echo {shlex.quote('STOWAGE_SIGNING_SECRET=' + planted)} >> {env}")
     run = converge(site.inventory)
     assert run.returncode == 0, tail(run.output)
     wait_healthy(site)
@@ -83,7 +94,27 @@ def test_a_restart_and_a_reload_owed_by_an_interrupted_run_happen_on_the_next(si
     assert after
     assert not set(after) & set(workers)  # reloaded: the workers were replaced
     assert site.host.ssh(f"ls -A {owed}").stdout == ""
+    assert site.host.ssh("test -L /var/log/stowage/planted.log", check=False).returncode == 1
+    assert re.fullmatch(r"[A-Za-z0-9]{64}", site.env_file()["STOWAGE_SIGNING_SECRET"])
+    assert "access_log" not in site.host.ssh("cat /etc/nginx/stowage-secure-link.conf").stdout
     assert site.host.ssh(f"stat -c '%U %a' {owed}").stdout.split() == ["root", "700"]
+
+
+def test_a_reload_owed_by_a_relinked_site_survives_a_failed_handler(site):
+    """Review 3 F2: the site's link restored while an unrelated broken file makes the
+    handler's `nginx -t` fail; once that file is gone the next run must still reload
+    (it finds the link in place), or Nginx keeps serving without the site."""
+    site.host.ssh("rm /etc/nginx/sites-enabled/stowage.conf && systemctl reload nginx")
+    site.host.ssh("echo 'broken {' > /etc/nginx/conf.d/zz-other-team.conf")
+    try:
+        failed = converge(site.inventory)
+        assert failed.returncode != 0
+        assert "zz-other-team.conf" in failed.output
+    finally:
+        site.host.ssh("rm -f /etc/nginx/conf.d/zz-other-team.conf")
+    mended = converge(site.inventory)
+    assert mended.returncode == 0, tail(mended.output)
+    assert httpx.get(site.base + "/healthz", timeout=10).status_code == 200
 
 
 def test_secrets_reach_the_env_file_and_never_the_output(site):
@@ -133,8 +164,8 @@ def test_the_deployment_config_reaches_the_host(site):
         cron,
         re.M,
     ), cron
-    env_file = site.host.ssh("stat -c '%a %U' /etc/stowage/stowage.env").stdout.split()
-    assert env_file == ["600", "stowage"]
+    env_file = site.host.ssh("stat -c '%a %U %G' /etc/stowage/stowage.env").stdout.split()
+    assert env_file == ["640", "root", "stowage"]  # the service user cannot rewrite it
     env = site.env_file()
     assert env["STOWAGE_LOCAL_ROOT"] == "/srv/media"
     assert env["STOWAGE_TEMP_MAX_AGE_HOURS"] == "36"
