@@ -141,7 +141,12 @@ class _Plan:
 
     @property
     def rewrite(self) -> bool:
-        return self.old is None or self.old != self.data
+        """A new file when the bytes differ, and when the owner or group does: a file
+        handed from one owner to another is written afresh, so that a descriptor the old
+        owner still holds open writes to the old inode, never to the new owner's file."""
+        if self.old is None or self.old != self.data:
+            return True
+        return self.current is not None and self.current[:2] != self.wanted[:2]
 
     @property
     def reattribute(self) -> bool:

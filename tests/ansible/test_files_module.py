@@ -455,3 +455,19 @@ def test_the_symlinks_planted_in_a_log_directory_are_removed(tmp_path):
     assert target.read_text() == "root's\n"
     again = directories_play(tmp_path, {"path": str(logs), "remove_symlinks": True})
     assert not again["changed"]
+
+
+@pytest.mark.needs_root  # chown to another user
+def test_a_file_handed_to_a_new_owner_is_a_new_file(tmp_path):
+    """Review 4 F1: an env file the service user owned (before an upgrade) and holds open
+    for appending; re-owned in place, its descriptor would keep writing to root's file."""
+    env = tmp_path / "stowage.env"
+    env.write_text("KEY=value\n")
+    os.chown(env, pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid)
+    with open(env, "a") as held:
+        code, result = run(tmp_path, [spec(env, "KEY=value\n", "0640")])
+        assert code == 0
+        assert result["changed_files"] == [str(env)]
+        held.write("PLANTED=1\n")
+    assert env.read_text() == "KEY=value\n"
+    assert env.stat().st_uid == os.getuid()
